@@ -1,0 +1,3 @@
+from .source import SourceNorthpassLms
+
+__all__ = ["SourceNorthpassLms"]

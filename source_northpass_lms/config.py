@@ -1,0 +1,147 @@
+"""The connector's configuration: parsed once, validated with messages that name the field."""
+
+from __future__ import annotations
+
+import ipaddress
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Mapping, Optional
+from urllib.parse import urlsplit
+
+import pendulum
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.airbyte_secrets_utils import add_to_secrets
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+DEFAULT_BASE_URL = "https://api.northpass.com"
+MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (other clients use 100 in production)
+DEFAULT_REQUESTS_PER_SECOND = 10.0  # the documented per-account limit; beyond it the API answers 429
+DEFAULT_NUM_WORKERS = 4  # enough parallel requests to reach 10 req/s at 100-300 ms latency
+MAX_NUM_WORKERS = 32
+DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0  # a stalled read is abandoned and retried after this long
+DEFAULT_RETRY_BUDGET_SECONDS = 600.0  # how long one request may keep retrying before the stream fails
+DEFAULT_BACKOFF_BASE_SECONDS = 1.0  # first exponential backoff step when no Retry-After is sent
+LOOPBACK_HOSTS = {"localhost"}
+
+
+class ConfigError(AirbyteTracedException):
+    """A mistake in the config the user can fix; reported as a config_error naming the field."""
+
+    def __init__(self, field: str, problem: str) -> None:
+        message = f"Config field '{field}': {problem}"
+        super().__init__(internal_message=message, message=message, failure_type=FailureType.config_error)
+
+
+@dataclass(frozen=True)
+class NorthpassConfig:
+    api_key: str
+    base_url: str  # scheme://host[:port], no trailing slash
+    page_size: int = MAX_PAGE_SIZE
+    requests_per_second: float = DEFAULT_REQUESTS_PER_SECOND
+    num_workers: int = DEFAULT_NUM_WORKERS
+    start_date: Optional[datetime] = None
+    request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
+    retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
+    backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS
+
+    @property
+    def api_root(self) -> str:
+        return f"{self.base_url}/v2/"
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> NorthpassConfig:
+        if not isinstance(raw, Mapping):
+            raise ConfigError("config", "must be a JSON object")
+        api_key = _api_key(raw.get("api_key"))
+        # The platform masks the config value as given; a stripped key is a different string to mask.
+        add_to_secrets(api_key)
+        return cls(
+            api_key=api_key,
+            base_url=_base_url(raw.get("base_url", DEFAULT_BASE_URL)),
+            page_size=_integer(raw, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
+            requests_per_second=_number(raw, "requests_per_second", DEFAULT_REQUESTS_PER_SECOND, 0.1, 1000),
+            num_workers=_integer(raw, "num_workers", DEFAULT_NUM_WORKERS, 1, MAX_NUM_WORKERS),
+            start_date=_start_date(raw.get("start_date")),
+            request_timeout_seconds=_number(raw, "request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS, 0.1, 600),
+            retry_budget_seconds=_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS, 0, 86400),
+            backoff_base_seconds=_number(raw, "backoff_base_seconds", DEFAULT_BACKOFF_BASE_SECONDS, 0, 60),
+        )
+
+
+def _api_key(value: Any) -> str:
+    if value is None:
+        raise ConfigError("api_key", "is missing. Paste the API key from Northpass (Settings > API Keys).")
+    if not isinstance(value, str):
+        raise ConfigError("api_key", "must be a string.")
+    key = value.strip()
+    if not key:
+        raise ConfigError("api_key", "is empty. Paste the API key from Northpass (Settings > API Keys).")
+    if any(ch.isspace() for ch in key):
+        raise ConfigError("api_key", "contains whitespace inside it; copy the key again without spaces or line breaks.")
+    return key
+
+
+def _base_url(value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise ConfigError("base_url", f"must be a URL such as {DEFAULT_BASE_URL}.")
+    parts = urlsplit(value.strip())
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ConfigError("base_url", f"must be an https URL such as {DEFAULT_BASE_URL}.")
+    if parts.scheme == "http" and not _is_loopback(parts.hostname):
+        raise ConfigError(
+            "base_url",
+            "must use https; plain http is only allowed to a loopback host (127.0.0.1, localhost, ::1), "
+            "because the API key would otherwise travel unencrypted.",
+        )
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise ConfigError("base_url", "must not carry credentials, a query or a fragment.")
+    path = parts.path.rstrip("/")
+    if path.endswith("/v2"):
+        path = path[: -len("/v2")]
+    netloc = parts.netloc
+    return f"{parts.scheme}://{netloc}{path}"
+
+
+def _is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_HOSTS:
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _integer(raw: Mapping[str, Any], field: str, default: int, low: int, high: int) -> int:
+    value = raw.get(field, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(field, f"must be a whole number from {low} to {high}, got {value!r}.")
+    if not low <= value <= high:
+        raise ConfigError(field, f"must be from {low} to {high}, got {value}.")
+    return value
+
+
+def _number(raw: Mapping[str, Any], field: str, default: float, low: float, high: float) -> float:
+    value = raw.get(field, default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ConfigError(field, f"must be a number from {low} to {high}, got {value!r}.")
+    if not low <= value <= high:
+        raise ConfigError(field, f"must be from {low} to {high}, got {value}.")
+    return float(value)
+
+
+def _start_date(value: Any) -> Optional[datetime]:
+    if value in (None, ""):
+        return None
+    if not isinstance(value, str):
+        raise ConfigError("start_date", "must be an ISO-8601 date or date-time string such as 2024-01-01T00:00:00Z.")
+    try:
+        parsed = pendulum.parse(value)
+    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
+        raise ConfigError("start_date", f"is not an ISO-8601 date-time: {value!r}.") from exc
+    if not isinstance(parsed, datetime):
+        raise ConfigError("start_date", f"is not an ISO-8601 date-time: {value!r}.")
+    return parsed.in_timezone("UTC")

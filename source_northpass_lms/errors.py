@@ -1,0 +1,117 @@
+"""Error handling as data: what each answer of the API means, and how long to wait before retrying."""
+
+from __future__ import annotations
+
+import json
+import logging
+import random
+from datetime import datetime, timedelta, timezone
+from email.utils import parsedate_to_datetime
+from typing import Any, Mapping, Optional, Union
+
+import requests
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
+from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
+from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+
+MAX_BACKOFF_SECONDS = 60.0  # cap of one exponential step; the retry budget bounds the total
+MAX_ATTEMPTS = 10_000  # attempts are bounded by the retry budget in seconds, not by a count
+MIN_BACKOFF_SECONDS = 0.001  # the CDK treats a 0 s backoff as "none" and falls back to its own
+
+KEY_REJECTED = (
+    "The Northpass API rejected the API key (HTTP 401): it is wrong, was regenerated, or its user was deleted. "
+    "Generate a new key in Northpass (Settings > API Keys) and update the connector's api_key."
+)
+
+
+def _retry(message: str) -> ErrorResolution:
+    return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
+
+
+# 403 and 404 reach the stream, which knows what they mean for a list: a plan-gated endpoint to skip,
+# or an empty collection. Everything transient is retried within the retry budget.
+ERROR_MAPPING: Mapping[Union[int, str, type[Exception]], ErrorResolution] = {
+    **DEFAULT_ERROR_MAPPING,
+    requests.exceptions.ConnectionError: _retry("The connection to the Northpass API failed."),
+    requests.exceptions.Timeout: _retry("The Northpass API did not answer in time."),
+    requests.exceptions.ChunkedEncodingError: _retry("The Northpass API's answer was cut off."),
+    401: ErrorResolution(ResponseAction.FAIL, FailureType.config_error, KEY_REJECTED),
+    403: ErrorResolution(ResponseAction.IGNORE, FailureType.config_error, "HTTP 403 Forbidden."),
+    404: ErrorResolution(ResponseAction.IGNORE, FailureType.system_error, "HTTP 404 Not Found."),
+    408: _retry("HTTP 408 Request Timeout."),
+    429: ErrorResolution(ResponseAction.RATE_LIMITED, FailureType.transient_error, "HTTP 429 Too Many Requests."),
+    **{status: _retry(f"HTTP {status} server error.") for status in (500, 502, 503, 504)},
+}
+
+UNREADABLE_BODY = _retry("The Northpass API answered 200 with a body that is not complete JSON.")
+
+
+def json_body(response: requests.Response) -> Any:
+    """The parsed body, parsed once: the error handler and the stream both need it."""
+    cached = getattr(response, "_northpass_json", None)
+    if cached is None:
+        cached = json.loads(response.content)
+        response._northpass_json = cached  # type: ignore[attr-defined]
+    return cached
+
+
+class NorthpassErrorHandler(HttpStatusErrorHandler):
+    """The status table above, plus: a 200 whose body does not parse is retried, never read as no data."""
+
+    def __init__(self, logger: logging.Logger, retry_budget_seconds: float) -> None:
+        super().__init__(
+            logger,
+            error_mapping=ERROR_MAPPING,
+            max_retries=MAX_ATTEMPTS,
+            max_time=timedelta(seconds=retry_budget_seconds),
+        )
+
+    def interpret_response(
+        self, response_or_exception: Optional[Union[requests.Response, Exception]] = None
+    ) -> ErrorResolution:
+        if isinstance(response_or_exception, Exception):
+            for exc_type in type(response_or_exception).__mro__:
+                if exc_type in ERROR_MAPPING:
+                    return ERROR_MAPPING[exc_type]
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.ok:
+            try:
+                json_body(response_or_exception)
+            except ValueError:
+                return UNREADABLE_BODY
+        return super().interpret_response(response_or_exception)
+
+
+class NorthpassBackoff(BackoffStrategy):
+    """`Retry-After` when the API sends it; otherwise exponential backoff with full jitter."""
+
+    def __init__(self, base_seconds: float, rng: Optional[random.Random] = None) -> None:
+        self._base = base_seconds
+        self._rng = rng or random.Random()
+
+    def backoff_time(
+        self,
+        response_or_exception: Optional[Union[requests.Response, requests.RequestException]],
+        attempt_count: int,
+    ) -> Optional[float]:
+        if isinstance(response_or_exception, requests.Response):
+            retry_after = parse_retry_after(response_or_exception.headers.get("Retry-After"))
+            if retry_after is not None:
+                return max(retry_after, MIN_BACKOFF_SECONDS)
+        step = min(MAX_BACKOFF_SECONDS, self._base * 2 ** max(attempt_count - 1, 0))
+        return max(self._rng.uniform(step / 2, step), MIN_BACKOFF_SECONDS)
+
+
+def parse_retry_after(value: Optional[str]) -> Optional[float]:
+    """Seconds to wait from a `Retry-After` header: delta-seconds or an HTTP date."""
+    if not value:
+        return None
+    try:
+        return max(float(value), 0.0)
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max((when - datetime.now(timezone.utc)).total_seconds(), 0.0)

@@ -1,0 +1,319 @@
+"""Streams: one base owns the URL, paging, JSON:API flattening and error handling; leaves are declarations."""
+
+from __future__ import annotations
+
+import threading
+import time
+from abc import ABC
+from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import requests
+from airbyte_cdk.models import FailureType, SyncMode
+from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
+from airbyte_cdk.sources.streams.http import HttpStream, HttpSubStream
+from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
+from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .auth import ApiKeyAuthenticator, origin
+from .config import NorthpassConfig
+from .errors import NorthpassBackoff, NorthpassErrorHandler, json_body
+
+CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
+# Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
+DROPPED_ATTRIBUTES = frozenset({"invite_token"})
+
+
+class NorthpassStream(HttpStream, ABC):
+    """A Northpass v2 list endpoint, read page by page through its `links.next` cursor.
+
+    Every page is requested with `limit=page_size`; the API's `next` links drop `limit`, so it is put back.
+    A 404 on a list is an empty collection and a 403 a plan-gated endpoint: both end the list with a
+    message. A page that is not a JSON:API list fails the stream: it is never read as "no records".
+    """
+
+    primary_key: Optional[str | List[str]] = "id"
+    endpoint: str  # path below /v2/, with `{parent_id}` for child collections
+
+    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: AbstractAPIBudget):
+        self._config = config
+        self._listing: Optional[List[Mapping[str, Any]]] = None
+        self._listing_lock = threading.Lock()
+        self.share_listing = False
+        super().__init__(authenticator=authenticator, api_budget=api_budget)
+
+    @property
+    def url_base(self) -> str:
+        return self._config.api_root
+
+    def get_error_handler(self) -> ErrorHandler:
+        return NorthpassErrorHandler(self.logger, self._config.retry_budget_seconds)
+
+    def get_backoff_strategy(self) -> BackoffStrategy:
+        return NorthpassBackoff(self._config.backoff_base_seconds)
+
+    def path(
+        self,
+        *,
+        stream_state: Optional[Mapping[str, Any]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> str:
+        if next_page_token:
+            return str(next_page_token["next_url"])
+        return self.endpoint_path(stream_slice)
+
+    def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
+        return self.endpoint
+
+    def request_params(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> MutableMapping[str, Any]:
+        if next_page_token:
+            return {}  # the next URL already carries every parameter, `limit` restored
+        return {"limit": self._config.page_size}
+
+    def request_kwargs(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Mapping[str, Any]:
+        return {"timeout": (CONNECT_TIMEOUT_SECONDS, self._config.request_timeout_seconds)}
+
+    def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
+        if response.status_code != 200:
+            return None
+        body = json_body(response)
+        next_url = (body.get("links") or {}).get("next")
+        if not body.get("data") or not next_url:
+            return None
+        return {"next_url": self._with_page_size(self._same_origin(str(next_url)))}
+
+    def parse_response(
+        self,
+        response: requests.Response,
+        *,
+        stream_state: Mapping[str, Any],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        if response.status_code in (403, 404):
+            self._log_empty_answer(response, stream_slice)
+            return
+        body = json_body(response)
+        data = body.get("data") if isinstance(body, Mapping) else None
+        if not isinstance(data, list) or not all(isinstance(resource, Mapping) for resource in data):
+            raise AirbyteTracedException(
+                message=f"Stream {self.name}: {_endpoint(response.url)} answered 200 without a JSON:API list of resources.",
+                failure_type=FailureType.system_error,
+            )
+        for resource in data:
+            yield self.to_record(resource, stream_slice)
+
+    def to_record(
+        self, resource: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]
+    ) -> MutableMapping[str, Any]:
+        """A JSON:API resource as a flat record: id, type, every attribute, relationships and links."""
+        record: MutableMapping[str, Any] = {
+            key: value for key, value in (resource.get("attributes") or {}).items() if key not in DROPPED_ATTRIBUTES
+        }
+        record["id"] = resource.get("id")
+        record["type"] = resource.get("type")
+        for key in ("relationships", "links"):
+            if key in resource:
+                record[key] = resource[key]
+        return record
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        if self.share_listing:
+            yield from self.shared_listing()
+        else:
+            yield from self.read_pages(stream_slice, stream_state or {})
+
+    def shared_listing(self) -> List[Mapping[str, Any]]:
+        """The whole list, fetched once per sync for every stream that needs it (a parent and its children).
+
+        Only parent collections (courses, groups, learning paths) are shared: they are the account's
+        catalogue, small next to its learners, so holding them for the sync keeps memory flat.
+        """
+        with self._listing_lock:
+            if self._listing is None:
+                self._listing = list(self.read_pages(None, {}))
+            return self._listing
+
+    def read_pages(
+        self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
+    ) -> Iterator[Mapping[str, Any]]:
+        seen: set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
+        next_page_token: Optional[Mapping[str, Any]] = None
+        while True:
+            request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
+            seen.add(_page_identity(request.url or ""))
+            yield from self.parse_response(
+                response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
+            )
+            next_page_token = self.next_page_token(response)
+            if next_page_token is None:
+                return
+            if _page_identity(next_page_token["next_url"]) in seen:
+                raise AirbyteTracedException(
+                    message=(
+                        f"Stream {self.name}: the API's links.next on {_endpoint(request.url)} points back to a page "
+                        "already read; stopping instead of reading forever."
+                    ),
+                    failure_type=FailureType.system_error,
+                )
+
+    def _fetch_page(
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        next_page_token: Optional[Mapping[str, Any]],
+    ) -> Tuple[requests.PreparedRequest, requests.Response]:
+        started = time.monotonic()
+        try:
+            return self._fetch_next_page(stream_slice, stream_state, next_page_token)
+        except AirbyteTracedException as exc:
+            cause = exc._exception
+            if not isinstance(cause, BaseBackoffException):
+                raise
+            attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"
+            last = f"HTTP {cause.response.status_code}" if isinstance(cause.response, requests.Response) else str(cause)
+            message = (
+                f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
+                f"in {time.monotonic() - started:.0f} s (retry budget {self._config.retry_budget_seconds:.0f} s); "
+                f"last answer: {last}. The Northpass API is unavailable or overloaded: try the sync again later."
+            )
+            raise AirbyteTracedException(
+                message=message, internal_message=message, failure_type=FailureType.transient_error
+            ) from exc
+
+    def _same_origin(self, url: str) -> str:
+        if origin(url) != origin(self._config.base_url):
+            raise AirbyteTracedException(
+                message=(
+                    f"Stream {self.name}: the API's links.next points to {urlsplit(url).netloc or url!r}, not to "
+                    f"{urlsplit(self._config.base_url).netloc}. Refused to follow it: the API key is only sent to base_url."
+                ),
+                failure_type=FailureType.system_error,
+            )
+        return url
+
+    def _with_page_size(self, url: str) -> str:
+        parts = urlsplit(url)
+        query = [(key, value) for key, value in parse_qsl(parts.query, keep_blank_values=True) if key != "limit"]
+        query.append(("limit", str(self._config.page_size)))
+        return urlunsplit(parts._replace(query=urlencode(query)))
+
+    def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
+        try:
+            is_api_error = isinstance(json_body(response), Mapping) and "errors" in json_body(response)
+        except ValueError:
+            is_api_error = False
+        if not is_api_error:
+            raise AirbyteTracedException(
+                message=(
+                    f"Stream {self.name}: {_endpoint(response.url)} answered HTTP {response.status_code} without a "
+                    "JSON:API error body, so it is not the Northpass API. Check the connector's base_url."
+                ),
+                failure_type=FailureType.config_error,
+            )
+        if response.status_code == 403:
+            self.logger.warning(
+                f"Stream {self.name}: skipped {_endpoint(response.url)}: the API answered 403 Forbidden. The account's "
+                "Northpass plan or the API key's user permissions do not include this endpoint; other streams are unaffected."
+            )
+
+
+class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
+    """A collection under each record of a parent list, e.g. the enrollments of every course.
+
+    Slices carry only the parent's id, and the parent list is fetched once per sync however many
+    children read it. Every record gets the parent's id at top level: the API may omit it.
+    """
+
+    parent_key: str
+
+    def __init__(
+        self,
+        parent: NorthpassStream,
+        config: NorthpassConfig,
+        authenticator: ApiKeyAuthenticator,
+        api_budget: AbstractAPIBudget,
+    ) -> None:
+        super().__init__(parent=parent, config=config, authenticator=authenticator, api_budget=api_budget)
+
+    @property
+    def primary_key(self) -> List[str]:  # type: ignore[override]
+        return [self.parent_key, "id"]  # child ids are unique only within their parent
+
+    def stream_slices(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        for parent in self.parent.shared_listing():  # type: ignore[attr-defined]
+            yield {self.parent_key: parent["id"]}
+
+    def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
+        return self.endpoint.format(parent_id=(stream_slice or {})[self.parent_key])
+
+    def to_record(
+        self, resource: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]
+    ) -> MutableMapping[str, Any]:
+        record = super().to_record(resource, stream_slice)
+        record[self.parent_key] = (stream_slice or {})[self.parent_key]
+        return record
+
+    def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
+        super()._log_empty_answer(response, stream_slice)
+        if response.status_code == 404:
+            self.logger.warning(
+                f"Stream {self.name}: {_endpoint(response.url)} answered 404, so 0 records for "
+                f"{self.parent_key}={(stream_slice or {}).get(self.parent_key)}: the collection is empty, or its "
+                "parent was deleted after it was listed."
+            )
+
+
+def _endpoint(url: Optional[str]) -> str:
+    """A URL without its query, for messages."""
+    parts = urlsplit(url or "")
+    return urlunsplit(parts._replace(query="", fragment=""))
+
+
+def _page_identity(url: str) -> Tuple[str, Tuple[Tuple[str, str], ...]]:
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.setdefault("page", "1")
+    return parts.path.rstrip("/"), tuple(sorted(query.items()))
+
+
+class People(NorthpassStream):
+    """People (learners and admins) of the account. https://developers.northpass.com/reference/list-people"""
+
+    endpoint = "people"
+
+
+class Courses(NorthpassStream):
+    """Courses of the account. https://developers.northpass.com/reference/list-courses"""
+
+    endpoint = "courses"
+
+
+class CourseEnrollments(NorthpassSubStream):
+    """Enrollments of each course. https://developers.northpass.com/reference/list-course-enrollments"""
+
+    endpoint = "courses/{parent_id}/enrollments"
+    parent_key = "course_id"
