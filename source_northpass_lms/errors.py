@@ -14,6 +14,7 @@ from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 MAX_BACKOFF_SECONDS = 60.0  # cap of one exponential step; the retry budget bounds the total
 MAX_ATTEMPTS = 10_000  # attempts are bounded by the retry budget in seconds, not by a count
@@ -23,6 +24,11 @@ KEY_REJECTED = (
     "The Northpass API rejected the API key (HTTP 401): it is wrong, was regenerated, or its user was deleted. "
     "Generate a new key in Northpass (Settings > API Keys) and update the connector's api_key."
 )
+
+
+def failure(message: str, failure_type: FailureType = FailureType.system_error) -> AirbyteTracedException:
+    """An error for the user: the same sentence in the trace, the logs and the end-of-sync summary."""
+    return AirbyteTracedException(message=message, internal_message=message, failure_type=failure_type)
 
 
 def _retry(message: str) -> ErrorResolution:

@@ -18,7 +18,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
-from .errors import NorthpassBackoff, NorthpassErrorHandler, json_body
+from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
@@ -108,9 +108,9 @@ class NorthpassStream(HttpStream, ABC):
         body = json_body(response)
         data = body.get("data") if isinstance(body, Mapping) else None
         if not isinstance(data, list) or not all(isinstance(resource, Mapping) for resource in data):
-            raise AirbyteTracedException(
-                message=f"Stream {self.name}: {_endpoint(response.url)} answered 200 without a JSON:API list of resources.",
-                failure_type=FailureType.system_error,
+            raise failure(
+                f"Stream {self.name}: {_endpoint(response.url)} answered 200 without a JSON:API list of resources.",
+                FailureType.system_error,
             )
         for resource in data:
             yield self.to_record(resource, stream_slice)
@@ -167,12 +167,12 @@ class NorthpassStream(HttpStream, ABC):
             if next_page_token is None:
                 return
             if _page_identity(next_page_token["next_url"]) in seen:
-                raise AirbyteTracedException(
-                    message=(
+                raise failure(
+                    (
                         f"Stream {self.name}: the API's links.next on {_endpoint(request.url)} points back to a page "
                         "already read; stopping instead of reading forever."
                     ),
-                    failure_type=FailureType.system_error,
+                    FailureType.system_error,
                 )
 
     def _fetch_page(
@@ -195,18 +195,16 @@ class NorthpassStream(HttpStream, ABC):
                 f"in {time.monotonic() - started:.0f} s (retry budget {self._config.retry_budget_seconds:.0f} s); "
                 f"last answer: {last}. The Northpass API is unavailable or overloaded: try the sync again later."
             )
-            raise AirbyteTracedException(
-                message=message, internal_message=message, failure_type=FailureType.transient_error
-            ) from exc
+            raise failure(message, FailureType.transient_error) from exc
 
     def _same_origin(self, url: str) -> str:
         if origin(url) != origin(self._config.base_url):
-            raise AirbyteTracedException(
-                message=(
+            raise failure(
+                (
                     f"Stream {self.name}: the API's links.next points to {urlsplit(url).netloc or url!r}, not to "
                     f"{urlsplit(self._config.base_url).netloc}. Refused to follow it: the API key is only sent to base_url."
                 ),
-                failure_type=FailureType.system_error,
+                FailureType.system_error,
             )
         return url
 
@@ -222,12 +220,12 @@ class NorthpassStream(HttpStream, ABC):
         except ValueError:
             is_api_error = False
         if not is_api_error:
-            raise AirbyteTracedException(
-                message=(
+            raise failure(
+                (
                     f"Stream {self.name}: {_endpoint(response.url)} answered HTTP {response.status_code} without a "
                     "JSON:API error body, so it is not the Northpass API. Check the connector's base_url."
                 ),
-                failure_type=FailureType.config_error,
+                FailureType.config_error,
             )
         if response.status_code == 403:
             self.logger.warning(
