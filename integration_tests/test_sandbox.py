@@ -589,3 +589,11 @@ def test_cli_dump() -> None:
         "categories",
         "quizzes",
     }
+
+
+def test_fault_config_validation() -> None:
+    with pytest.raises(ValueError):
+        FaultConfig(error_rate=1.5)
+    with pytest.raises(ValueError):
+        FaultConfig.from_dict({"max_consecutive": 0})
+    assert FaultConfig.from_dict(FaultConfig.soak().to_dict()) == FaultConfig.soak()

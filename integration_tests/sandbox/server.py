@@ -157,6 +157,16 @@ class FaultConfig:
     """Fault injection settings; everything off by default.
 
     ``seed`` None means: use the sandbox seed. Rates are fractions in [0, 1].
+    Transient faults (reset, error, truncate, slow; checked in that order, at
+    most one per request) are decided from a hash of (seed, kind,
+    "METHOD path?query", n-th accepted request of that URL), and never more
+    than ``max_consecutive`` in a row for one URL. Error statuses are picked
+    from 500/502/503/504/408 by that hash, with an HTML or an empty body.
+    ``burst_429_every``: every N-th authenticated request starts a burst of
+    ``burst_429_length`` 429s (itself included), with ``Retry-After`` rounded
+    up when ``retry_after`` is set. ``revoke_key_after``: after that many
+    accepted requests (counted since the config was set) the key gets 401.
+    ``always_truncate_path`` is persistent and exempt from max_consecutive.
     """
 
     seed: int | None = None
@@ -176,6 +186,16 @@ class FaultConfig:
     foreign_next_path: str | None = None
     revoke_key_after: int | None = None
     always_truncate_path: str | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("error_rate", "reset_rate", "truncate_rate", "slow_rate"):
+            value = getattr(self, name)
+            if not 0.0 <= value <= 1.0:
+                raise ValueError(f"{name} must be within [0, 1], got {value!r}")
+        if self.max_consecutive < 1:
+            raise ValueError("max_consecutive must be >= 1")
+        if self.slow_seconds < 0 or self.burst_429_length < 0:
+            raise ValueError("slow_seconds and burst_429_length must be >= 0")
 
     @classmethod
     def soak(cls, seed: int | None = None) -> FaultConfig:
