@@ -1,0 +1,599 @@
+"""Tests of the Northpass sandbox itself (talks to 127.0.0.1 only)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import os
+import selectors
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, urlsplit
+
+import pytest
+
+from integration_tests.sandbox import (
+    FaultConfig,
+    SandboxOptions,
+    SandboxServer,
+    generate_dataset,
+)
+
+KEY = "sandbox-key"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+UNAUTHORIZED = {
+    "errors": [
+        {
+            "status": "401",
+            "title": "Unauthorized",
+            "detail": "You don't have the necessary credentials",
+            "source": {},
+        }
+    ]
+}
+
+
+@dataclass
+class Resp:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def request(
+    base_url: str,
+    target: str,
+    key: str | None = KEY,
+    timeout: float = 5.0,
+    method: str = "GET",
+    payload: Any = None,
+) -> Resp:
+    """One request on a fresh connection (127.0.0.1 only)."""
+    parts = urlsplit(base_url)
+    assert parts.hostname == "127.0.0.1"
+    conn = http.client.HTTPConnection("127.0.0.1", parts.port, timeout=timeout)
+    try:
+        headers = {"Accept": "application/json"}
+        if key is not None:
+            headers["X-Api-Key"] = key
+        body = None
+        if payload is not None:
+            body = json.dumps(payload).encode()
+            headers["Content-Type"] = "application/json"
+        conn.request(method, target, body=body, headers=headers)
+        res = conn.getresponse()
+        return Resp(res.status, {k.lower(): v for k, v in res.getheaders()}, res.read())
+    finally:
+        conn.close()
+
+
+def path_of(url: str) -> str:
+    parts = urlsplit(url)
+    return parts.path + ("?" + parts.query if parts.query else "")
+
+
+@pytest.fixture(scope="module")
+def sb() -> Iterator[SandboxServer]:
+    with SandboxServer(SandboxOptions(requests_per_second=None)) as server:
+        yield server
+
+
+@pytest.fixture
+def small() -> Iterator[SandboxServer]:
+    opts = SandboxOptions(people=150, courses=5, groups=3, requests_per_second=None)
+    with SandboxServer(opts) as server:
+        yield server
+
+
+# ----------------------------------------------------------------- auth
+def test_401_without_and_with_wrong_key(sb: SandboxServer) -> None:
+    for key in (None, "wrong"):
+        r = request(sb.base_url, "/v2/people", key=key)
+        assert r.status == 401
+        assert r.json() == UNAUTHORIZED
+        assert "json" in r.headers["content-type"]
+
+
+# --------------------------------------------------------------- paging
+def test_default_page_size_and_limit_clamp(sb: SandboxServer) -> None:
+    assert len(request(sb.base_url, "/v2/people").json()["data"]) == 10
+    assert len(request(sb.base_url, "/v2/people?limit=500").json()["data"]) == 100
+    for bad in ("limit=0", "limit=-5", "limit=abc", "page=abc", "page=1.5"):
+        r = request(sb.base_url, f"/v2/people?{bad}")
+        assert r.status == 422, bad
+        assert r.json()["errors"][0]["status"] == "422"
+
+
+def test_next_link_drops_limit_keeps_filter_and_sort(sb: SandboxServer) -> None:
+    target = (
+        "/v2/people?limit=50&sort=-updated_at"
+        "&filter[updated_at][gteq]=2020-01-01T00:00:00Z&page=2"
+    )
+    doc = request(sb.base_url, target).json()
+    links = doc["links"]
+    assert links["self"].startswith(sb.base_url + "/v2/people?")
+    for name in ("next", "prev"):
+        assert links[name].startswith(sb.base_url + "/v2/people?")
+        query = parse_qs(urlsplit(links[name]).query)
+        assert "limit" not in query
+        assert query["sort"] == ["-updated_at"]
+        assert query["filter[updated_at][gteq]"] == ["2020-01-01T00:00:00Z"]
+    assert parse_qs(urlsplit(links["next"]).query)["page"] == ["3"]
+    assert parse_qs(urlsplit(links["prev"]).query)["page"] == ["1"]
+    first = request(sb.base_url, "/v2/people?limit=50").json()["links"]
+    assert "prev" not in first
+
+
+def test_last_page_has_no_next_and_past_end_is_404(sb: SandboxServer) -> None:
+    total = len(sb.expected_records("people"))
+    last = -(-total // 100)
+    doc = request(sb.base_url, f"/v2/people?limit=100&page={last}").json()
+    assert "next" not in doc["links"]
+    assert len(doc["data"]) == total - (last - 1) * 100
+    r = request(sb.base_url, f"/v2/people?limit=100&page={last + 1}")
+    assert r.status == 404
+    assert r.json()["errors"][0]["status"] == "404"
+
+
+def test_following_next_links_yields_every_record_once(sb: SandboxServer) -> None:
+    expected = [r["id"] for r in sb.expected_records("people")]
+    seen: list[str] = []
+    target: str | None = "/v2/people?limit=100"
+    for _ in range(100):  # bounded
+        if target is None:
+            break
+        doc = request(sb.base_url, target).json()
+        seen += [d["id"] for d in doc["data"]]
+        nxt = doc["links"].get("next")
+        target = path_of(nxt) + "&limit=100" if nxt else None
+    assert target is None
+    assert seen == expected
+
+
+def test_sort_by_updated_at_is_stable_with_ties(sb: SandboxServer) -> None:
+    data = request(sb.base_url, "/v2/people?limit=100&sort=updated_at").json()["data"]
+    keys = [(d["attributes"]["updated_at"], d["id"]) for d in data]
+    assert keys == sorted(keys)
+    assert len({k[0] for k in keys}) < len(keys)  # ties exist
+    desc = request(sb.base_url, "/v2/people?limit=100&sort=-updated_at").json()["data"]
+    stamps = [d["attributes"]["updated_at"] for d in desc]
+    assert stamps == sorted(stamps, reverse=True)
+    # unknown sort is ignored: default order by id
+    plain = request(sb.base_url, "/v2/people?limit=100&sort=bogus").json()["data"]
+    assert [d["id"] for d in plain] == sorted(d["id"] for d in plain)
+
+
+def test_empty_collections_and_unknown_paths_are_404(sb: SandboxServer) -> None:
+    ds = sb.dataset
+    empty_group = ds.group_ids_by_index[0]
+    empty_path = ds.learning_path_ids_by_index[0]
+    for target in (
+        f"/v2/groups/{empty_group}/memberships",
+        f"/v2/learning-paths/{empty_path}/enrollments",
+        "/v2/courses/00000000-0000-4000-8000-000000000000/enrollments",
+        "/v2/nope",
+        "/v2/people/extra/segments",
+    ):
+        r = request(sb.base_url, target)
+        assert r.status == 404, target
+        assert r.json()["errors"][0]["title"] == "Not Found"
+    with SandboxServer(
+        SandboxOptions(people=20, courses=2, learning_paths=0, requests_per_second=None)
+    ) as empty:
+        assert request(empty.base_url, "/v2/learning-paths").status == 404
+        assert empty.expected_records("learning_paths") == []
+
+
+def test_course_enrollment_shapes(sb: SandboxServer) -> None:
+    ids = sb.dataset.course_ids_by_index
+    assert request(sb.base_url, f"/v2/courses/{ids[0]}/enrollments").status == 404
+    doc = request(sb.base_url, f"/v2/courses/{ids[1]}/enrollments?limit=100").json()
+    assert len(doc["data"]) == 100 and "next" not in doc["links"]
+    assert len(sb.dataset.course_enrollments[ids[2]]) == 200
+    assert max(len(v) for v in sb.dataset.course_enrollments.values()) > 300
+    # course 1's enrollments omit course_id, course 2's have it
+    assert all("course_id" not in d["attributes"] for d in doc["data"])
+    doc2 = request(sb.base_url, f"/v2/courses/{ids[2]}/enrollments?limit=5").json()
+    assert all(d["attributes"]["course_id"] == ids[2] for d in doc2["data"])
+    n_people = len(sb.dataset.people)
+    for enrollments in sb.dataset.course_enrollments.values():
+        people = [e["attributes"]["person_id"] for e in enrollments]
+        assert len(people) == len(set(people)) <= n_people
+        assert len({e["id"] for e in enrollments}) == len(enrollments)
+
+
+def test_enrollment_ids_repeat_across_courses(sb: SandboxServer) -> None:
+    records = sb.expected_records("course_enrollments")
+    ids = [r["id"] for r in records]
+    assert len(set(ids)) < len(ids)
+    assert len({(r["course_id"], r["id"]) for r in records}) == len(records)
+
+
+def test_some_courses_have_no_activities(sb: SandboxServer) -> None:
+    ids = sb.dataset.course_ids_by_index
+    assert request(sb.base_url, f"/v2/courses/{ids[4]}/activities").status == 404
+    assert request(sb.base_url, f"/v2/courses/{ids[0]}/activities").status == 200
+
+
+def test_large_descriptions_and_awkward_values(sb: SandboxServer) -> None:
+    courses = sb.dataset.courses
+    sizes = [len(c["attributes"]["full_description"].encode()) for c in courses]
+    assert max(sizes) >= 20_000
+    names = {p["attributes"]["name"] for p in sb.dataset.people}
+    assert "Zoë 🚀 Åström" in names
+    assert any(p["attributes"]["sso_uid"] is None for p in sb.dataset.people)
+    r = request(sb.base_url, "/v2/people?limit=100")
+    assert any(b > 127 for b in r.body)  # served as raw UTF-8, not \\u escapes
+
+
+# ------------------------------------------------------------ rate limit
+def test_rate_limit_rejects_beyond_rps() -> None:
+    with SandboxServer(
+        SandboxOptions(people=20, courses=2, requests_per_second=10)
+    ) as s:
+        statuses = []
+        for _ in range(15):
+            r = request(s.base_url, "/v2/people")
+            statuses.append(r.status)
+            if r.status == 429:
+                assert "retry-after" not in r.headers
+                assert r.json()["errors"][0]["status"] == "429"
+        stats = s.stats()
+    assert 429 in statuses
+    assert stats["max_in_window"] <= 10
+    assert stats["accepted"] == statuses.count(200)
+    assert stats["by_status"]["429"] == statuses.count(429)
+
+
+def test_latency_does_not_serialise_parallel_clients() -> None:
+    opts = SandboxOptions(
+        people=20, courses=2, requests_per_second=None, latency_ms=300
+    )
+    with SandboxServer(opts) as s:
+        results: list[int] = []
+
+        def worker() -> None:
+            results.append(request(s.base_url, "/v2/people").status)
+
+        threads = [threading.Thread(target=worker) for _ in range(5)]
+        start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=5)
+        elapsed = time.monotonic() - start
+    assert results == [200] * 5
+    assert 0.3 <= elapsed < 1.2
+
+
+# ------------------------------------------------------------- filtering
+def _filtered(s: SandboxServer, stamp: str) -> Resp:
+    return request(s.base_url, f"/v2/people?limit=100&filter[updated_at][gteq]={stamp}")
+
+
+def test_filter_honour_vs_ignore() -> None:
+    base = {"people": 300, "courses": 3, "requests_per_second": None}
+    with (
+        SandboxServer(SandboxOptions(**base)) as honour,
+        SandboxServer(SandboxOptions(**base, filter_mode="ignore")) as ignore,
+    ):
+        stamps = sorted(p["attributes"]["updated_at"] for p in honour.dataset.people)
+        top = stamps[-1]
+        r = _filtered(honour, top)
+        assert r.status == 200
+        assert {d["attributes"]["updated_at"] for d in r.json()["data"]} == {top}
+        assert len(r.json()["data"]) == stamps.count(top)
+        assert _filtered(honour, "2099-01-01T00:00:00Z").status == 404
+        bad = request(honour.base_url, "/v2/people?filter[updated_at][gteq]=yesterday")
+        assert bad.status == 422
+        ignored = _filtered(ignore, top).json()
+        assert len(ignored["data"]) == 100 and "next" in ignored["links"]
+        assert _filtered(ignore, "2099-01-01T00:00:00Z").status == 200
+
+
+# ------------------------------------------------------------ incremental
+def test_mutate_shares_one_updated_at(small: SandboxServer) -> None:
+    before = {p["id"] for p in small.dataset.people}
+    result = small.mutate(update=4, add=2)
+    assert set(result) == {
+        "people",
+        "courses",
+        "groups",
+        "learning_paths",
+        "categories",
+    }
+    stamps = set()
+    for stream, change in result.items():
+        assert len(change["updated"]) == 4 or stream in ("groups", "learning_paths")
+        assert len(change["added"]) == 2
+        records = {r["id"]: r for r in small.expected_records(stream)}
+        for rid in change["updated"] + change["added"]:
+            stamps.add(records[rid]["updated_at"])
+    assert len(stamps) == 1
+    stamp = stamps.pop()
+    everything = [r["updated_at"] for s in result for r in small.expected_records(s)]
+    assert max(everything) == stamp
+    assert set(result["people"]["added"]).isdisjoint(before)
+    doc = _filtered(small, stamp).json()
+    got = {d["id"] for d in doc["data"]}
+    assert got == set(result["people"]["updated"] + result["people"]["added"])
+    # over HTTP, with an explicit timestamp and stream list
+    r = request(
+        small.base_url,
+        "/_sandbox/mutate",
+        method="POST",
+        payload={
+            "updated_at": "2030-01-01T00:00:00Z",
+            "update": 1,
+            "add": 1,
+            "streams": ["categories"],
+        },
+    )
+    assert r.status == 200
+    assert list(r.json()) == ["categories"]
+
+
+# ------------------------------------------------------- expected records
+def test_expected_records_shape(sb: SandboxServer) -> None:
+    people = sb.expected_records("people")
+    assert all("invite_token" not in p for p in people)
+    assert any(p["id"] for p in people)
+    assert set(people[0]) >= {"id", "type", "email", "relationships", "links"}
+    enrollments = sb.expected_records("course_enrollments")
+    assert all("course_id" in e for e in enrollments)
+    assert len(enrollments) == sum(
+        len(v) for v in sb.dataset.course_enrollments.values()
+    )
+    assert all("group_id" in m for m in sb.expected_records("group_memberships"))
+    lpe = sb.expected_records("learning_path_enrollments")
+    assert lpe and all("learning_path_id" in e for e in lpe)
+    assert all("course_id" in a for a in sb.expected_records("course_activities"))
+
+
+def test_dataset_is_deterministic() -> None:
+    a = generate_dataset(seed=7, people=200, courses=6)
+    b = generate_dataset(seed=7, people=200, courses=6)
+    c = generate_dataset(seed=8, people=200, courses=6)
+    assert a.to_json() == b.to_json()
+    assert a.to_json() != c.to_json()
+
+
+# ----------------------------------------------------------------- faults
+def _outcome(s: SandboxServer, target: str, timeout: float = 5.0) -> str:
+    try:
+        r = request(s.base_url, target, timeout=timeout)
+    except TimeoutError:
+        return "timeout"
+    except (ConnectionError, http.client.HTTPException, OSError):
+        return "reset"
+    try:
+        json.loads(r.body)
+        ok = "json"
+    except ValueError:
+        ok = "broken"
+    return f"{r.status}:{ok}:{len(r.body)}"
+
+
+def test_error_faults_are_transient_and_deterministic(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(error_rate=1.0))
+    outcomes = [_outcome(small, "/v2/people") for _ in range(8)]
+    statuses = [int(o.split(":")[0]) for o in outcomes]
+    assert all(s in (500, 502, 503, 504, 408) for s in statuses[:3])
+    assert statuses[3] == 200  # never more than max_consecutive in a row
+    assert small.stats()["faults_injected"]["error"] == 6
+    small.set_faults(FaultConfig(error_rate=1.0))
+    assert [_outcome(small, "/v2/people") for _ in range(8)] == outcomes
+
+
+def test_mixed_faults_same_seed_same_outcomes() -> None:
+    cfg = FaultConfig(seed=7, error_rate=0.3, reset_rate=0.2, truncate_rate=0.2)
+    targets = [f"/v2/people?page={i % 4 + 1}" for i in range(24)]
+    runs = []
+    for _ in range(2):
+        opts = SandboxOptions(
+            people=60, courses=2, requests_per_second=None, faults=cfg
+        )
+        with SandboxServer(opts) as s:
+            runs.append([_outcome(s, t) for t in targets])
+    assert runs[0] == runs[1]
+    assert any(o == "reset" for o in runs[0])
+    assert any(":broken:" in o for o in runs[0])
+    assert any(o.startswith("200:json") for o in runs[0])
+
+
+def test_reset_fault_closes_without_response(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(reset_rate=1.0))
+    assert [_outcome(small, "/v2/courses") for _ in range(3)] == ["reset"] * 3
+    assert _outcome(small, "/v2/courses").startswith("200:json")
+    assert small.stats()["faults_injected"]["reset"] == 3
+
+
+def test_truncate_fault_keeps_http_valid(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(truncate_rate=1.0, max_consecutive=1))
+    r = request(small.base_url, "/v2/people?limit=20")
+    assert r.status == 200
+    assert int(r.headers["content-length"]) == len(r.body)
+    with pytest.raises(ValueError):
+        json.loads(r.body)
+    assert request(small.base_url, "/v2/people?limit=20").json()["data"]
+
+
+def test_slow_fault_triggers_client_timeout(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(slow_rate=1.0, slow_seconds=0.6, max_consecutive=1))
+    assert _outcome(small, "/v2/groups", timeout=0.2) == "timeout"
+    assert _outcome(small, "/v2/groups", timeout=2).startswith("200:json")
+
+
+def test_burst_429_with_and_without_retry_after(small: SandboxServer) -> None:
+    small.set_faults(
+        FaultConfig(burst_429_every=4, burst_429_length=2, retry_after=1.2)
+    )
+    rs = [request(small.base_url, "/v2/people") for _ in range(8)]
+    assert [r.status for r in rs] == [200, 200, 200, 429, 429, 200, 200, 200]
+    assert rs[3].headers["retry-after"] == "2"
+    small.set_faults(FaultConfig(burst_429_every=2, burst_429_length=1))
+    rs = [request(small.base_url, "/v2/people") for _ in range(2)]
+    assert rs[1].status == 429 and "retry-after" not in rs[1].headers
+
+
+def test_forbidden_paths(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(forbidden_paths=["/v2/quizzes"]))
+    r = request(small.base_url, "/v2/quizzes")
+    assert r.status == 403 and "permission" in r.json()["errors"][0]["detail"]
+    assert request(small.base_url, "/v2/people").status == 200
+
+
+def test_deleted_course_children_404(small: SandboxServer) -> None:
+    cid = small.dataset.course_ids_by_index[1]
+    assert request(small.base_url, f"/v2/courses/{cid}/enrollments").status == 200
+    small.set_faults(FaultConfig(delete_course_index=1))
+    listed = request(small.base_url, "/v2/courses?limit=100").json()["data"]
+    assert cid in {c["id"] for c in listed}
+    assert request(small.base_url, f"/v2/courses/{cid}/enrollments").status == 404
+    assert request(small.base_url, f"/v2/courses/{cid}/activities").status == 404
+    small.set_faults(FaultConfig(deleted_course_ids=[cid]))
+    assert request(small.base_url, f"/v2/courses/{cid}/enrollments").status == 404
+
+
+def test_loop_and_foreign_next_links(small: SandboxServer) -> None:
+    small.set_faults(
+        FaultConfig(loop_next_path="/v2/people", foreign_next_path="/v2/courses")
+    )
+    nxt = request(small.base_url, "/v2/people?page=2").json()["links"]["next"]
+    assert nxt.startswith(small.base_url) and parse_qs(urlsplit(nxt).query)["page"] == [
+        "1"
+    ]
+    foreign = request(small.base_url, "/v2/courses?limit=2").json()["links"]["next"]
+    assert foreign.startswith("https://evil.example.invalid/v2/courses?")
+
+
+def test_revoke_key_after(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(revoke_key_after=3))
+    statuses = [request(small.base_url, "/v2/categories").status for _ in range(5)]
+    assert statuses == [200, 200, 200, 401, 401]
+
+
+def test_always_truncate_path(small: SandboxServer) -> None:
+    small.set_faults(FaultConfig(always_truncate_path="/v2/courses"))
+    outcomes = [_outcome(small, "/v2/courses") for _ in range(5)]
+    assert all(o.startswith("200:broken") for o in outcomes)
+    assert _outcome(small, "/v2/people").startswith("200:json")
+
+
+def test_soak_preset_and_admin_faults(small: SandboxServer) -> None:
+    soak = FaultConfig.soak()
+    assert (soak.error_rate, soak.reset_rate, soak.truncate_rate) == (0.05, 0.03, 0.03)
+    assert (soak.burst_429_every, soak.burst_429_length, soak.retry_after) == (
+        40,
+        3,
+        None,
+    )
+    r = request(
+        small.base_url, "/_sandbox/faults", method="POST", payload={"error_rate": 1.0}
+    )
+    assert r.status == 200 and small.faults.error_rate == 1.0
+    assert request(small.base_url, "/v2/people").status >= 408
+    bad = request(small.base_url, "/_sandbox/faults", method="POST", payload={"x": 1})
+    assert bad.status == 400
+
+
+# ------------------------------------------------------------------ stats
+def test_stats_and_admin_endpoints(small: SandboxServer) -> None:
+    small.reset_stats()
+    cid = small.dataset.course_ids_by_index[1]
+    request(small.base_url, f"/v2/courses/{cid}/enrollments")
+    request(small.base_url, "/v2/people", key=None)
+    stats = request(small.base_url, "/_sandbox/stats", key=None).json()
+    assert stats["requests"] == 2 and stats["accepted"] == 1
+    assert stats["by_path"] == {"/v2/courses/{id}/enrollments": 1, "/v2/people": 1}
+    assert stats["by_status"] == {"200": 1, "401": 1}
+    dump = request(small.base_url, "/_sandbox/dataset", key=None).json()
+    assert set(dump) >= {"people", "course_enrollments", "quizzes"}
+    assert len(dump["people"]) == 150
+    assert request(small.base_url, "/_sandbox/reset-stats", method="POST").status == 200
+    assert small.stats()["requests"] == 0
+
+
+# -------------------------------------------------------------------- cli
+def test_cli_serve_prints_json_line_and_serves() -> None:
+    cmd = [
+        sys.executable,
+        "-m",
+        "integration_tests.sandbox",
+        "serve",
+        "--people",
+        "30",
+        "--courses",
+        "3",
+        "--rps",
+        "0",
+    ]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(
+        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
+    )
+    try:
+        assert proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=10), "no output from sandbox CLI"
+        info = json.loads(proc.stdout.readline())
+        assert info["api_key"] == KEY
+        assert info["base_url"].startswith("http://127.0.0.1:")
+        r = request(info["base_url"], "/v2/people", key=info["api_key"])
+        assert r.status == 200 and len(r.json()["data"]) == 10
+    finally:
+        proc.terminate()
+        code = proc.wait(timeout=10)
+    assert code == 0
+    assert proc.stdout.read() == b""
+
+
+def test_cli_dump() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "integration_tests.sandbox",
+            "dump",
+            "--people",
+            "25",
+            "--courses",
+            "3",
+        ],
+        cwd=REPO_ROOT,
+        capture_output=True,
+        timeout=30,
+        check=True,
+    )
+    records = json.loads(out.stdout)
+    assert len(records["people"]) == 25
+    assert set(records) == {
+        "people",
+        "courses",
+        "course_enrollments",
+        "course_activities",
+        "groups",
+        "group_memberships",
+        "learning_paths",
+        "learning_path_enrollments",
+        "categories",
+        "quizzes",
+    }
+
+
+def test_fault_config_validation() -> None:
+    with pytest.raises(ValueError):
+        FaultConfig(error_rate=1.5)
+    with pytest.raises(ValueError):
+        FaultConfig.from_dict({"max_consecutive": 0})
+    assert FaultConfig.from_dict(FaultConfig.soak().to_dict()) == FaultConfig.soak()
