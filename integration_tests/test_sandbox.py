@@ -114,10 +114,7 @@ def test_default_page_size_and_limit_clamp(sb: SandboxServer) -> None:
 
 
 def test_next_link_drops_limit_keeps_filter_and_sort(sb: SandboxServer) -> None:
-    target = (
-        "/v2/people?limit=50&sort=-updated_at"
-        "&filter[updated_at][gteq]=2020-01-01T00:00:00Z&page=2"
-    )
+    target = "/v2/people?limit=50&sort=-updated_at&filter[updated_at][gteq]=2020-01-01T00:00:00Z&page=2"
     doc = request(sb.base_url, target).json()
     links = doc["links"]
     assert links["self"].startswith(sb.base_url + "/v2/people?")
@@ -186,9 +183,7 @@ def test_empty_collections_and_unknown_paths_are_404(sb: SandboxServer) -> None:
         r = request(sb.base_url, target)
         assert r.status == 404, target
         assert r.json()["errors"][0]["title"] == "Not Found"
-    with SandboxServer(
-        SandboxOptions(people=20, courses=2, learning_paths=0, requests_per_second=None)
-    ) as empty:
+    with SandboxServer(SandboxOptions(people=20, courses=2, learning_paths=0, requests_per_second=None)) as empty:
         assert request(empty.base_url, "/v2/learning-paths").status == 404
         assert empty.expected_records("learning_paths") == []
 
@@ -237,9 +232,7 @@ def test_large_descriptions_and_awkward_values(sb: SandboxServer) -> None:
 
 # ------------------------------------------------------------ rate limit
 def test_rate_limit_rejects_beyond_rps() -> None:
-    with SandboxServer(
-        SandboxOptions(people=20, courses=2, requests_per_second=10)
-    ) as s:
+    with SandboxServer(SandboxOptions(people=20, courses=2, requests_per_second=10)) as s:
         statuses = []
         for _ in range(15):
             r = request(s.base_url, "/v2/people")
@@ -255,9 +248,7 @@ def test_rate_limit_rejects_beyond_rps() -> None:
 
 
 def test_latency_does_not_serialise_parallel_clients() -> None:
-    opts = SandboxOptions(
-        people=20, courses=2, requests_per_second=None, latency_ms=300
-    )
+    opts = SandboxOptions(people=20, courses=2, requests_per_second=None, latency_ms=300)
     with SandboxServer(opts) as s:
         results: list[int] = []
 
@@ -350,9 +341,7 @@ def test_expected_records_shape(sb: SandboxServer) -> None:
     assert set(people[0]) >= {"id", "type", "email", "relationships", "links"}
     enrollments = sb.expected_records("course_enrollments")
     assert all("course_id" in e for e in enrollments)
-    assert len(enrollments) == sum(
-        len(v) for v in sb.dataset.course_enrollments.values()
-    )
+    assert len(enrollments) == sum(len(v) for v in sb.dataset.course_enrollments.values())
     assert all("group_id" in m for m in sb.expected_records("group_memberships"))
     lpe = sb.expected_records("learning_path_enrollments")
     assert lpe and all("learning_path_id" in e for e in lpe)
@@ -399,9 +388,7 @@ def test_mixed_faults_same_seed_same_outcomes() -> None:
     targets = [f"/v2/people?page={i % 4 + 1}" for i in range(24)]
     runs = []
     for _ in range(2):
-        opts = SandboxOptions(
-            people=60, courses=2, requests_per_second=None, faults=cfg
-        )
+        opts = SandboxOptions(people=60, courses=2, requests_per_second=None, faults=cfg)
         with SandboxServer(opts) as s:
             runs.append([_outcome(s, t) for t in targets])
     assert runs[0] == runs[1]
@@ -434,9 +421,7 @@ def test_slow_fault_triggers_client_timeout(small: SandboxServer) -> None:
 
 
 def test_burst_429_with_and_without_retry_after(small: SandboxServer) -> None:
-    small.set_faults(
-        FaultConfig(burst_429_every=4, burst_429_length=2, retry_after=1.2)
-    )
+    small.set_faults(FaultConfig(burst_429_every=4, burst_429_length=2, retry_after=1.2))
     rs = [request(small.base_url, "/v2/people") for _ in range(8)]
     assert [r.status for r in rs] == [200, 200, 200, 429, 429, 200, 200, 200]
     assert rs[3].headers["retry-after"] == "2"
@@ -465,13 +450,9 @@ def test_deleted_course_children_404(small: SandboxServer) -> None:
 
 
 def test_loop_and_foreign_next_links(small: SandboxServer) -> None:
-    small.set_faults(
-        FaultConfig(loop_next_path="/v2/people", foreign_next_path="/v2/courses")
-    )
+    small.set_faults(FaultConfig(loop_next_path="/v2/people", foreign_next_path="/v2/courses"))
     nxt = request(small.base_url, "/v2/people?page=2").json()["links"]["next"]
-    assert nxt.startswith(small.base_url) and parse_qs(urlsplit(nxt).query)["page"] == [
-        "1"
-    ]
+    assert nxt.startswith(small.base_url) and parse_qs(urlsplit(nxt).query)["page"] == ["1"]
     foreign = request(small.base_url, "/v2/courses?limit=2").json()["links"]["next"]
     assert foreign.startswith("https://evil.example.invalid/v2/courses?")
 
@@ -497,9 +478,7 @@ def test_soak_preset_and_admin_faults(small: SandboxServer) -> None:
         3,
         None,
     )
-    r = request(
-        small.base_url, "/_sandbox/faults", method="POST", payload={"error_rate": 1.0}
-    )
+    r = request(small.base_url, "/_sandbox/faults", method="POST", payload={"error_rate": 1.0})
     assert r.status == 200 and small.faults.error_rate == 1.0
     assert request(small.base_url, "/v2/people").status >= 408
     bad = request(small.base_url, "/_sandbox/faults", method="POST", payload={"x": 1})
@@ -538,9 +517,7 @@ def test_cli_serve_prints_json_line_and_serves() -> None:
         "0",
     ]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(
-        cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env
-    )
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
         assert proc.stdout is not None
         sel = selectors.DefaultSelector()
