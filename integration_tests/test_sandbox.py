@@ -574,3 +574,45 @@ def test_fault_config_validation() -> None:
     with pytest.raises(ValueError):
         FaultConfig.from_dict({"max_consecutive": 0})
     assert FaultConfig.from_dict(FaultConfig.soak().to_dict()) == FaultConfig.soak()
+
+
+def test_parallel_clients_never_exceed_rps() -> None:
+    with SandboxServer(
+        SandboxOptions(people=30, courses=2, requests_per_second=5)
+    ) as s:
+        statuses: list[int] = []
+        lock = threading.Lock()
+
+        def worker() -> None:
+            for _ in range(6):
+                status = request(s.base_url, "/v2/people").status
+                with lock:
+                    statuses.append(status)
+
+        threads = [threading.Thread(target=worker) for _ in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(timeout=10)
+        stats = s.stats()
+    assert len(statuses) == 24 and set(statuses) <= {200, 429}
+    assert stats["max_in_window"] <= 5
+    assert statuses.count(429) > 0
+
+
+def test_mutate_while_reading(small: SandboxServer) -> None:
+    errors: list[str] = []
+
+    def reader() -> None:
+        for page in range(1, 9):
+            r = request(small.base_url, f"/v2/people?limit=20&page={page}")
+            if r.status not in (200, 404):
+                errors.append(f"{r.status}")
+
+    t = threading.Thread(target=reader)
+    t.start()
+    for _ in range(5):
+        small.mutate(update=3, add=1)
+    t.join(timeout=10)
+    assert not errors
+    assert len(small.expected_records("people")) == 150 + 5
