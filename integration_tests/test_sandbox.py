@@ -577,9 +577,7 @@ def test_fault_config_validation() -> None:
 
 
 def test_parallel_clients_never_exceed_rps() -> None:
-    with SandboxServer(
-        SandboxOptions(people=30, courses=2, requests_per_second=5)
-    ) as s:
+    with SandboxServer(SandboxOptions(people=30, courses=2, requests_per_second=5)) as s:
         statuses: list[int] = []
         lock = threading.Lock()
 

@@ -8,14 +8,14 @@ import time
 from collections import deque
 from typing import Any, Callable, Deque, Optional
 
-from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget, AbstractCallRatePolicy
+from airbyte_cdk.sources.streams.call_rate import AbstractCallRatePolicy, APIBudget
 
 # The API counts requests as they arrive; ours are stamped just before they are sent. A slightly longer
 # window absorbs the jitter between the two so a full-speed sync never trips the server's window.
 WINDOW_MARGIN_SECONDS = 0.05
 
 
-class SlidingWindowBudget(AbstractAPIBudget):
+class SlidingWindowBudget(APIBudget):
     """At most `calls` requests in any sliding window of `window` seconds, across all threads.
 
     Each stream owns its own HTTP session, so one instance of this budget is handed to all of them.
@@ -31,6 +31,7 @@ class SlidingWindowBudget(AbstractAPIBudget):
     ) -> None:
         if requests_per_second <= 0:
             raise ValueError("requests_per_second must be positive")
+        super().__init__(policies=[])
         self.calls = max(1, math.floor(requests_per_second))
         self.window = self.calls / requests_per_second + margin_seconds
         self._stamps: Deque[float] = deque()

@@ -10,7 +10,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.call_rate import AbstractAPIBudget
+from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http import HttpStream, HttpSubStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
@@ -36,7 +36,7 @@ class NorthpassStream(HttpStream, ABC):
     primary_key: Optional[str | List[str]] = "id"
     endpoint: str  # path below /v2/, with `{parent_id}` for child collections
 
-    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: AbstractAPIBudget):
+    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
         self._config = config
         self._listing: Optional[List[Mapping[str, Any]]] = None
         self._listing_lock = threading.Lock()
@@ -188,7 +188,7 @@ class NorthpassStream(HttpStream, ABC):
             cause = exc._exception
             if not isinstance(cause, BaseBackoffException):
                 raise
-            attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"
+            attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"  # type: ignore[arg-type]
             last = f"HTTP {cause.response.status_code}" if isinstance(cause.response, requests.Response) else str(cause)
             message = (
                 f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
@@ -248,7 +248,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         parent: NorthpassStream,
         config: NorthpassConfig,
         authenticator: ApiKeyAuthenticator,
-        api_budget: AbstractAPIBudget,
+        api_budget: APIBudget,
     ) -> None:
         super().__init__(parent=parent, config=config, authenticator=authenticator, api_budget=api_budget)
 

@@ -207,14 +207,10 @@ class Dataset:
     group_ids_by_index: list[str] = field(default_factory=list)
     learning_path_ids_by_index: list[str] = field(default_factory=list)
     mutations: int = 0
-    lock: threading.RLock = field(
-        default_factory=threading.RLock, repr=False, compare=False
-    )
+    lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     # ----------------------------------------------------------------- access
-    def collection(
-        self, stream: str, parent_id: str | None = None
-    ) -> list[Resource] | None:
+    def collection(self, stream: str, parent_id: str | None = None) -> list[Resource] | None:
         """Resources of a stream (a copy of the list), or None if the parent
         is unknown. Child streams need ``parent_id``."""
         with self.lock:
@@ -274,11 +270,7 @@ class Dataset:
 
     def max_updated_at(self) -> datetime:
         with self.lock:
-            stamps = [
-                parse_ts(r["attributes"]["updated_at"])
-                for s in UPDATED_AT_STREAMS
-                for r in getattr(self, s)
-            ]
+            stamps = [parse_ts(r["attributes"]["updated_at"]) for s in UPDATED_AT_STREAMS for r in getattr(self, s)]
         return max(stamps) if stamps else UPDATED_END
 
     # --------------------------------------------------------------- mutation
@@ -300,9 +292,7 @@ class Dataset:
         chosen = list(streams) if streams is not None else list(UPDATED_AT_STREAMS)
         for s in chosen:
             if s not in UPDATED_AT_STREAMS:
-                raise ValueError(
-                    f"stream {s!r} cannot be mutated; choose from {UPDATED_AT_STREAMS}"
-                )
+                raise ValueError(f"stream {s!r} cannot be mutated; choose from {UPDATED_AT_STREAMS}")
         if update < 0 or add < 0:
             raise ValueError("update and add must be >= 0")
         with self.lock:
@@ -325,9 +315,7 @@ class Dataset:
                     attrs["updated_at"] = stamp
                     if s == "people":
                         attrs["last_name"] = f"{attrs['last_name']} (v{n})"
-                        attrs["full_name"] = (
-                            f"{attrs['first_name']} {attrs['last_name']}"
-                        )
+                        attrs["full_name"] = f"{attrs['first_name']} {attrs['last_name']}"
                         attrs["name"] = attrs["full_name"]
                     else:
                         attrs["name"] = f"{attrs['name']} (v{n})"
@@ -357,9 +345,7 @@ def to_record(res: Resource) -> dict[str, Any]:
 
 
 # --------------------------------------------------------------- generators
-def _person(
-    rng: random.Random, index: int, school_id: str, pool: list[str]
-) -> Resource:
+def _person(rng: random.Random, index: int, school_id: str, pool: list[str]) -> Resource:
     pid = _rand_uuid(rng)
     if index == 0:
         first, last = "Zoë 🚀", "Åström"
@@ -389,9 +375,7 @@ def _person(
             "unsubscribed": rng.random() < 0.1,
             "registration_status": status,
             "custom_avatar_url": (
-                f"https://cdn.example.com/avatars/{_hex(rng, 16)}.png"
-                if rng.random() < 0.3
-                else None
+                f"https://cdn.example.com/avatars/{_hex(rng, 16)}.png" if rng.random() < 0.3 else None
             ),
             "invite_token": None if status == "registered" else _hex(rng, 32),
         },
@@ -410,10 +394,7 @@ def _person(
 def _html(rng: random.Random, target_bytes: int) -> str:
     paragraphs = [
         "<p>Welcome to the course — bienvenue, ようこそ, أهلا 🚀.</p>",
-        (
-            "<p>Learn about <strong>data &amp; privacy</strong> and "
-            "<em>&lt;safe&gt;</em> practices.</p>"
-        ),
+        ("<p>Learn about <strong>data &amp; privacy</strong> and <em>&lt;safe&gt;</em> practices.</p>"),
         "<ul><li>Module one</li><li>Módulo dos</li><li>第三章</li></ul>",
         '<p><a href="https://example.com/x?a=1&amp;b=2">A link</a> with "quotes".</p>',
         "<h2>Résumé</h2><p>Lorem ipsum dolor sit amet, consectetur adipiscing.</p>",
@@ -447,14 +428,8 @@ def _course(
             "permalink": f"course-{index}-{cid[:8]}",
             "created_at": fmt_ts(_rand_time(rng, CREATED_START, CREATED_END)),
             "updated_at": rng.choice(pool),
-            "list_image_url": (
-                None
-                if rng.random() < 0.3
-                else f"https://cdn.example.com/courses/{_hex(rng, 12)}.jpg"
-            ),
-            "full_description": _html(
-                rng, rng.randint(20_000, 60_000) if large else rng.randint(50, 600)
-            ),
+            "list_image_url": (None if rng.random() < 0.3 else f"https://cdn.example.com/courses/{_hex(rng, 12)}.jpg"),
+            "full_description": _html(rng, rng.randint(20_000, 60_000) if large else rng.randint(50, 600)),
             "short_description": (None if rng.random() < 0.3 else f"Short — {name} ✨"),
             "enrollments_count": 0,
             "unpublished_changes": rng.random() < 0.3,
@@ -481,11 +456,7 @@ def _enrollment(
         attrs["course_id"] = course_id
     attrs["progress"] = rng.choice([0, 0, 100, rng.randint(0, 100)])
     attrs["enrolled_at"] = fmt_ts(enrolled)
-    attrs["last_active_on"] = (
-        None
-        if rng.random() < 0.3
-        else fmt_ts(enrolled + timedelta(hours=rng.randint(0, 2000)))
-    )
+    attrs["last_active_on"] = None if rng.random() < 0.3 else fmt_ts(enrolled + timedelta(hours=rng.randint(0, 2000)))
     res: Resource = {
         # Derived from the person only: unique within one course, repeated
         # across courses (like the real API's ids).
@@ -642,8 +613,7 @@ def generate_dataset(
                 "id": _rand_uuid(rng),
                 "type": "categories",
                 "attributes": {
-                    "name": CATEGORY_NAMES[i % len(CATEGORY_NAMES)]
-                    + ("" if i < len(CATEGORY_NAMES) else f" {i}"),
+                    "name": CATEGORY_NAMES[i % len(CATEGORY_NAMES)] + ("" if i < len(CATEGORY_NAMES) else f" {i}"),
                     "created_at": fmt_ts(_rand_time(rng, CREATED_START, CREATED_END)),
                     "updated_at": rng.choice(small_pool),
                 },
@@ -667,17 +637,11 @@ def generate_dataset(
                 {
                     "id": _derived_uuid(seed, "membership", pid),
                     "type": "memberships",
-                    "attributes": {
-                        "created_at": fmt_ts(_rand_time(rng, CREATED_END, UPDATED_END))
-                    },
-                    "relationships": {
-                        "person": {"data": {"type": "people", "id": pid}}
-                    },
+                    "attributes": {"created_at": fmt_ts(_rand_time(rng, CREATED_END, UPDATED_END))},
+                    "relationships": {"person": {"data": {"type": "people", "id": pid}}},
                 }
             )
-            person_by_id[pid]["relationships"]["groups"]["data"].append(
-                {"type": "groups", "id": gid}
-            )
+            person_by_id[pid]["relationships"]["groups"]["data"].append({"type": "groups", "id": gid})
         if memberships:
             ds.group_memberships[gid] = sorted(memberships, key=lambda r: r["id"])
         ds.groups.append(
@@ -688,9 +652,7 @@ def generate_dataset(
                     "name": f"{rng.choice(COURSE_WORDS)} team {i}",
                     "memberships_count": size,
                     "group_enrollment_link": (
-                        None
-                        if rng.random() < 0.4
-                        else f"https://app.northpass.com/groups/join/{_hex(rng, 20)}"
+                        None if rng.random() < 0.4 else f"https://app.northpass.com/groups/join/{_hex(rng, 20)}"
                     ),
                     "created_at": fmt_ts(_rand_time(rng, CREATED_START, CREATED_END)),
                     "updated_at": rng.choice(small_pool),
@@ -707,10 +669,7 @@ def generate_dataset(
         count = _course_enrollment_target(i, rng, people)
         enrolled = rng.sample(person_ids, count)
         enrollments = [
-            _enrollment(
-                rng, seed, "course-enrollment", pid, cid if i % 2 == 0 else None
-            )
-            for pid in enrolled
+            _enrollment(rng, seed, "course-enrollment", pid, cid if i % 2 == 0 else None) for pid in enrolled
         ]
         if enrollments:
             ds.course_enrollments[cid] = sorted(enrollments, key=lambda r: r["id"])
@@ -721,9 +680,7 @@ def generate_dataset(
                 {
                     "id": _rand_uuid(rng),
                     "type": "activities",
-                    "attributes": {
-                        "title": f"Lesson {j + 1}: {rng.choice(COURSE_WORDS)}"
-                    },
+                    "attributes": {"title": f"Lesson {j + 1}: {rng.choice(COURSE_WORDS)}"},
                 }
                 for j in range(rng.randint(1, 15))
             ]
@@ -734,33 +691,20 @@ def generate_dataset(
     # learning paths + enrollments
     for i in range(learning_paths):
         lid = _rand_uuid(rng)
-        size = (
-            0
-            if (i == 0 and learning_paths >= 2)
-            else rng.randint(min(1, people), min(people, 150))
-        )
-        lp_enrollments = [
-            _enrollment(rng, seed, "lp-enrollment", pid, None)
-            for pid in rng.sample(person_ids, size)
-        ]
+        size = 0 if (i == 0 and learning_paths >= 2) else rng.randint(min(1, people), min(people, 150))
+        lp_enrollments = [_enrollment(rng, seed, "lp-enrollment", pid, None) for pid in rng.sample(person_ids, size)]
         if lp_enrollments:
-            ds.learning_path_enrollments[lid] = sorted(
-                lp_enrollments, key=lambda r: r["id"]
-            )
+            ds.learning_path_enrollments[lid] = sorted(lp_enrollments, key=lambda r: r["id"])
         ds.learning_paths.append(
             {
                 "id": lid,
                 "type": "learning_paths",
                 "attributes": {
                     "name": f"Path {i}: {rng.choice(COURSE_WORDS)}",
-                    "description": (
-                        None if rng.random() < 0.3 else "A path — 学习路径 🚀"
-                    ),
+                    "description": (None if rng.random() < 0.3 else "A path — 学习路径 🚀"),
                     "navigation_mode": rng.choice(["free", "sequential"]),
                     "picture_url": (
-                        None
-                        if rng.random() < 0.5
-                        else f"https://cdn.example.com/paths/{_hex(rng, 10)}.png"
+                        None if rng.random() < 0.5 else f"https://cdn.example.com/paths/{_hex(rng, 10)}.png"
                     ),
                     "created_at": fmt_ts(_rand_time(rng, CREATED_START, CREATED_END)),
                     "updated_at": rng.choice(small_pool),
@@ -778,9 +722,7 @@ def generate_dataset(
                 "attributes": {
                     "name": f"Quiz {i} — {rng.choice(COURSE_WORDS)}",
                     "quiz_type": rng.choice(["graded", "survey", "knowledge_check"]),
-                    "legacy_id": None
-                    if rng.random() < 0.3
-                    else rng.randint(1000, 99999),
+                    "legacy_id": None if rng.random() < 0.3 else rng.randint(1000, 99999),
                     "created_at": fmt_ts(_rand_time(rng, CREATED_START, UPDATED_END)),
                 },
             }

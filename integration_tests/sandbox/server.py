@@ -131,9 +131,7 @@ def match_route(path: str) -> tuple[Route | None, str | None]:
     return None, None
 
 
-def error_body(
-    status: int, detail: str, source: dict[str, Any] | None = None
-) -> dict[str, Any]:
+def error_body(status: int, detail: str, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """A JSON:API error document."""
     return {
         "errors": [
@@ -223,12 +221,7 @@ class FaultConfig:
         return asdict(self)
 
     def any_transient(self) -> bool:
-        return (
-            self.error_rate > 0
-            or self.reset_rate > 0
-            or self.truncate_rate > 0
-            or self.slow_rate > 0
-        )
+        return self.error_rate > 0 or self.reset_rate > 0 or self.truncate_rate > 0 or self.slow_rate > 0
 
 
 @dataclass
@@ -287,9 +280,7 @@ class Stats:
             self.accepted += 1
             self.max_in_window = max(self.max_in_window, in_window)
 
-    def answered(
-        self, method: str, target: str, status: str, fault: str | None
-    ) -> None:
+    def answered(self, method: str, target: str, status: str, fault: str | None) -> None:
         with self._lock:
             self.by_status[status] = self.by_status.get(status, 0) + 1
             if fault:
@@ -486,9 +477,7 @@ class _Handler(BaseHTTPRequestHandler):
         """Drop the connection without any HTTP response (RST if possible)."""
         self.close_connection = True
         try:
-            self.connection.setsockopt(
-                socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0)
-            )
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
         except OSError:
             pass
         try:
@@ -611,9 +600,7 @@ class _Handler(BaseHTTPRequestHandler):
         if decision.kind == "slow":
             time.sleep(max(faults.config.slow_seconds, 0.0))
         fault = decision.kind if decision.kind == "slow" else None
-        if status == 200 and (
-            decision.kind == "truncate" or path == faults.config.always_truncate_path
-        ):
+        if status == 200 and (decision.kind == "truncate" or path == faults.config.always_truncate_path):
             body = body[: len(body) // 2]
             fault = "truncate" if decision.kind == "truncate" else "always_truncate"
         answer(status, body, fault)
@@ -703,9 +690,7 @@ class SandboxServer:
         add: int = 3,
         streams: list[str] | None = None,
     ) -> dict[str, dict[str, list[str]]]:
-        return self.dataset.mutate(
-            updated_at=updated_at, update=update, add=add, streams=streams
-        )
+        return self.dataset.mutate(updated_at=updated_at, update=update, add=add, streams=streams)
 
     @property
     def faults(self) -> FaultConfig:
@@ -736,17 +721,13 @@ class SandboxServer:
             if path.startswith(prefix):
                 return 403, error_body(
                     403,
-                    "You don't have permission to access this resource: "
-                    "it is not included in your plan.",
+                    "You don't have permission to access this resource: it is not included in your plan.",
                 )
         if route is None:
             return 404, error_body(404, "The requested resource could not be found")
         if method != "GET":
             return 405, error_body(405, f"{method} is not supported by the sandbox")
-        if (
-            route.stream in ("course_enrollments", "course_activities")
-            and parent_id in faults.deleted_course_ids
-        ):
+        if route.stream in ("course_enrollments", "course_activities") and parent_id in faults.deleted_course_ids:
             return 404, error_body(404, "Course not found")
         items = self.dataset.collection(route.stream, parent_id)
         if items is None:
@@ -758,13 +739,9 @@ class SandboxServer:
         page_raw = params.get("page", "1")
         limit_raw = params.get("limit", str(DEFAULT_LIMIT))
         if not re.fullmatch(r"\d+", page_raw.strip()):
-            return 422, error_body(
-                422, "page must be a positive integer", {"parameter": "page"}
-            )
+            return 422, error_body(422, "page must be a positive integer", {"parameter": "page"})
         if not re.fullmatch(r"-?\d+", limit_raw.strip()) or int(limit_raw) < 1:
-            return 422, error_body(
-                422, "limit must be an integer >= 1", {"parameter": "limit"}
-            )
+            return 422, error_body(422, "limit must be an integer >= 1", {"parameter": "limit"})
         page = max(int(page_raw), 1)
         limit = min(int(limit_raw), MAX_LIMIT)
 
@@ -777,9 +754,7 @@ class SandboxServer:
                 try:
                     bound = parse_ts(value)
                 except ValueError:
-                    return 422, error_body(
-                        422, f"invalid timestamp {value!r}", {"parameter": name}
-                    )
+                    return 422, error_body(422, f"invalid timestamp {value!r}", {"parameter": name})
                 items = [r for r in items if _compare(r, m.group(1), bound)]
 
         # sorting (unknown sort values are ignored)

@@ -1,0 +1,156 @@
+"""Shared by the demo and the benchmark: a sandbox process, the connector's CLI, and what a sync got."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Dict, Iterator, List, Optional, Sequence
+
+ROOT = Path(__file__).resolve().parent.parent
+CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
+PARENT_SINGULAR = {"courses": "course", "groups": "group", "learning-paths": "learning_path"}
+
+
+class SandboxProcess:
+    """`python -m integration_tests.sandbox serve ...` in its own process, on 127.0.0.1."""
+
+    def __init__(self, args: Sequence[str]) -> None:
+        self._args = list(args)
+        self._proc: Optional[subprocess.Popen[str]] = None
+        self.base_url = ""
+        self.api_key = ""
+
+    def __enter__(self) -> SandboxProcess:
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "integration_tests.sandbox", "serve", *self._args],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        assert self._proc.stdout is not None
+        hello = json.loads(self._proc.stdout.readline())
+        self.base_url, self.api_key = hello["base_url"], hello["api_key"]
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self._proc and self._proc.poll() is None:
+            self._proc.send_signal(signal.SIGTERM)
+            self._proc.wait(timeout=10)
+
+    def admin(self, path: str, method: str = "GET", body: Optional[Dict[str, Any]] = None) -> Any:
+        data = json.dumps(body or {}).encode() if method == "POST" else None
+        request = urllib.request.Request(f"{self.base_url}/_sandbox/{path}", data=data, method=method)
+        with urllib.request.urlopen(request, timeout=60) as response:
+            return json.loads(response.read())
+
+
+def stream_of_path(template: str) -> str:
+    """/v2/courses/{id}/enrollments -> course_enrollments; /v2/learning-paths -> learning_paths."""
+    parts = template.strip("/").split("/")[1:]
+    if len(parts) == 1:
+        return parts[0].replace("-", "_")
+    return f"{PARENT_SINGULAR.get(parts[0], parts[0])}_{parts[-1].replace('-', '_')}"
+
+
+@dataclass
+class SyncResult:
+    returncode: int
+    seconds: float
+    peak_rss_mb: float
+    records: Dict[str, int] = field(default_factory=dict)
+    stream_seconds: Dict[str, float] = field(default_factory=dict)
+    errors: List[str] = field(default_factory=list)
+    states: List[Any] = field(default_factory=list)
+
+
+def run_sync(
+    config: Dict[str, Any],
+    streams: Sequence[str],
+    workdir: Path,
+    output_dir: Optional[Path] = None,
+    state: Optional[Any] = None,
+) -> SyncResult:
+    """Run `source-northpass-lms read` and stream its output: records are counted (and written out), not held."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    (workdir / "config.json").write_text(json.dumps(config))
+    catalog = {
+        "streams": [
+            {
+                "stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
+                "sync_mode": "full_refresh",
+                "destination_sync_mode": "overwrite",
+            }
+            for s in streams
+        ]
+    }
+    (workdir / "catalog.json").write_text(json.dumps(catalog))
+    args = [
+        str(CONNECTOR),
+        "read",
+        "--config",
+        str(workdir / "config.json"),
+        "--catalog",
+        str(workdir / "catalog.json"),
+    ]
+    if state is not None:
+        (workdir / "state.json").write_text(json.dumps(state))
+        args += ["--state", str(workdir / "state.json")]
+    files: Dict[str, Any] = {}
+    result = SyncResult(returncode=-1, seconds=0.0, peak_rss_mb=0.0)
+    started_at: Dict[str, int] = {}
+    start = time.monotonic()
+    proc = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, bufsize=1 << 16)
+    assert proc.stdout is not None
+    try:
+        for message in _messages(proc.stdout):
+            kind = message.get("type")
+            if kind == "RECORD":
+                name = message["record"]["stream"]
+                result.records[name] = result.records.get(name, 0) + 1
+                if output_dir is not None:
+                    if name not in files:
+                        output_dir.mkdir(parents=True, exist_ok=True)
+                        files[name] = open(output_dir / f"{name}.jsonl", "w")
+                    files[name].write(json.dumps(message["record"]["data"]) + "\n")
+            elif kind == "STATE":
+                result.states.append(message["state"])
+            elif kind == "TRACE":
+                trace = message["trace"]
+                if trace["type"] == "ERROR":
+                    result.errors.append(trace["error"]["message"])
+                elif trace["type"] == "STREAM_STATUS":
+                    name = trace["stream_status"]["stream_descriptor"]["name"]
+                    status = trace["stream_status"]["status"]
+                    if status == "STARTED":
+                        started_at[name] = trace["emitted_at"]
+                    elif status in ("COMPLETE", "INCOMPLETE") and name in started_at:
+                        result.stream_seconds[name] = (trace["emitted_at"] - started_at[name]) / 1000
+    finally:
+        for handle in files.values():
+            handle.close()
+        _, status, usage = os.wait4(proc.pid, 0)
+        result.returncode = os.waitstatus_to_exitcode(status)
+        result.seconds = time.monotonic() - start
+        result.peak_rss_mb = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+    return result
+
+
+def _messages(lines: Any) -> Iterator[Dict[str, Any]]:
+    for line in lines:
+        if line.startswith("{"):
+            yield json.loads(line)
+
+
+def requests_per_stream(stats: Dict[str, Any]) -> Dict[str, int]:
+    counts: Dict[str, int] = {}
+    for template, n in stats.get("by_path", {}).items():
+        name = stream_of_path(template)
+        counts[name] = counts.get(name, 0) + n
+    return counts
