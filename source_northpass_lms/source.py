@@ -6,7 +6,7 @@ import logging
 from typing import Any, List, Mapping, Optional, Tuple
 
 import requests
-from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteStateMessage, ConfiguredAirbyteCatalog, Status
+from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteStateMessage, ConfiguredAirbyteCatalog, Status, SyncMode
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 from airbyte_cdk.sources.concurrent_source.concurrent_source_adapter import ConcurrentSourceAdapter
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -18,9 +18,24 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator
 from .config import DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
+from .cursor import UpdatedAtCursor
 from .errors import KEY_REJECTED
 from .rate_limit import SlidingWindowBudget
-from .streams import CONNECT_TIMEOUT_SECONDS, CourseEnrollments, Courses, NorthpassStream, People
+from .streams import (
+    CONNECT_TIMEOUT_SECONDS,
+    Categories,
+    CourseActivities,
+    CourseEnrollments,
+    Courses,
+    GroupMemberships,
+    Groups,
+    LearningPathEnrollments,
+    LearningPaths,
+    NorthpassStream,
+    NorthpassSubStream,
+    People,
+    Quizzes,
+)
 
 logger = logging.getLogger("airbyte")
 
@@ -93,21 +108,43 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
 
     def streams(self, config: Mapping[str, Any]) -> List[Stream]:
         cfg = NorthpassConfig.parse(config)
-        budget = SlidingWindowBudget(cfg.requests_per_second)
-        auth = ApiKeyAuthenticator(cfg.api_key, cfg.base_url)
-        people = People(cfg, auth, budget)
-        courses = Courses(cfg, auth, budget)
-        course_enrollments = CourseEnrollments(courses, cfg, auth, budget)
-        streams: List[NorthpassStream] = [people, courses, course_enrollments]
-
-        selected = {s.stream.name for s in self.catalog.streams} if self.catalog else set()
-        courses.share_listing = "course_enrollments" in selected
+        deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), SlidingWindowBudget(cfg.requests_per_second))
+        people, courses, groups, learning_paths = People(*deps), Courses(*deps), Groups(*deps), LearningPaths(*deps)
+        streams: List[NorthpassStream] = [
+            people,
+            courses,
+            CourseEnrollments(courses, *deps),
+            CourseActivities(courses, *deps),
+            groups,
+            GroupMemberships(groups, *deps),
+            learning_paths,
+            LearningPathEnrollments(learning_paths, *deps),
+            Categories(*deps),
+            Quizzes(*deps),
+        ]
+        sync_modes = {s.stream.name: s.sync_mode for s in self.catalog.streams} if self.catalog else {}
+        for stream in streams:
+            if isinstance(stream, NorthpassSubStream) and stream.name in sync_modes:
+                stream.parent.share_listing = True  # listed once, for itself and all its children
         state_manager = ConnectorStateManager(state=self._state)
-        return [self._concurrent(stream, state_manager) for stream in streams]
+        return [self._concurrent(stream, sync_modes.get(stream.name), cfg, state_manager) for stream in streams]
 
-    def _concurrent(self, stream: NorthpassStream, state_manager: ConnectorStateManager) -> Stream:
-        cursor = FinalStateCursor(stream.name, stream.namespace, self.message_repository)
-        return StreamFacade.create_from_stream(stream, self, logger, {}, cursor)
+    def _concurrent(
+        self,
+        stream: NorthpassStream,
+        sync_mode: Optional[SyncMode],
+        cfg: NorthpassConfig,
+        state_manager: ConnectorStateManager,
+    ) -> Stream:
+        if stream.cursor_field and sync_mode == SyncMode.incremental:
+            state = state_manager.get_stream_state(stream.name, stream.namespace)
+            cursor = UpdatedAtCursor(
+                stream.name, stream.namespace, state, cfg.start_date, self.message_repository, state_manager, logger
+            )
+            stream.lower_bound = cursor.lower_bound
+            return StreamFacade.create_from_stream(stream, self, logger, state, cursor)
+        final_cursor = FinalStateCursor(stream.name, stream.namespace, self.message_repository)
+        return StreamFacade.create_from_stream(stream, self, logger, {}, final_cursor)
 
 
 def _num_workers(config: Optional[Mapping[str, Any]]) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from abc import ABC
+from datetime import datetime
 from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
@@ -18,11 +19,14 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
+from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
 from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
 DROPPED_ATTRIBUTES = frozenset({"invite_token"})
+# Slice key of an incremental read: the `updated_at` from which records are wanted.
+UPDATED_SINCE = "updated_since"
 
 
 class NorthpassStream(HttpStream, ABC):
@@ -41,6 +45,8 @@ class NorthpassStream(HttpStream, ABC):
         self._listing: Optional[List[Mapping[str, Any]]] = None
         self._listing_lock = threading.Lock()
         self.share_listing = False
+        # Set by the source for an incremental read: records updated before it are not wanted.
+        self.lower_bound: Optional[datetime] = None
         super().__init__(authenticator=authenticator, api_budget=api_budget)
 
     @property
@@ -75,7 +81,12 @@ class NorthpassStream(HttpStream, ABC):
     ) -> MutableMapping[str, Any]:
         if next_page_token:
             return {}  # the next URL already carries every parameter, `limit` restored
-        return {"limit": self._config.page_size}
+        params: MutableMapping[str, Any] = {"limit": self._config.page_size}
+        if stream_slice and UPDATED_SINCE in stream_slice:
+            # Undocumented: the API may ignore both silently, so read_records filters again on the client.
+            params[f"filter[{CURSOR_FIELD}][gteq]"] = stream_slice[UPDATED_SINCE]
+            params["sort"] = CURSOR_FIELD
+        return params
 
     def request_kwargs(
         self,
@@ -129,6 +140,14 @@ class NorthpassStream(HttpStream, ABC):
                 record[key] = resource[key]
         return record
 
+    def stream_slices(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Optional[Mapping[str, Any]]]:
+        yield {UPDATED_SINCE: format_timestamp(self.lower_bound)} if self.lower_bound else None
+
     def read_records(
         self,
         sync_mode: SyncMode,
@@ -137,9 +156,39 @@ class NorthpassStream(HttpStream, ABC):
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
         if self.share_listing:
-            yield from self.shared_listing()
+            records: Iterable[Mapping[str, Any]] = self.shared_listing()
         else:
-            yield from self.read_pages(stream_slice, stream_state or {})
+            records = self.read_pages(stream_slice, stream_state or {})
+        if not (stream_slice and UPDATED_SINCE in stream_slice):
+            yield from records
+            return
+        yield from self._updated_since(records, stream_slice[UPDATED_SINCE], server_filtered=not self.share_listing)
+
+    def _updated_since(
+        self, records: Iterable[Mapping[str, Any]], since: str, server_filtered: bool
+    ) -> Iterator[Mapping[str, Any]]:
+        """Records updated at or after `since`: equal timestamps are emitted again, never dropped.
+
+        A record without a readable `updated_at` is kept: losing a change is worse than a duplicate.
+        """
+        bound = parse_timestamp(since)
+        assert bound is not None
+        older = 0
+        for record in records:
+            updated_at = parse_timestamp(record.get(CURSOR_FIELD))
+            if updated_at is not None and updated_at < bound:
+                if older == 0 and server_filtered:
+                    self.logger.info(
+                        f"Stream {self.name}: the Northpass API ignored filter[{CURSOR_FIELD}][gteq]={since} "
+                        "(it returned older records); filtering on the client instead."
+                    )
+                older += 1
+                continue
+            yield record
+        if server_filtered and older == 0:
+            self.logger.info(f"Stream {self.name}: the Northpass API honoured filter[{CURSOR_FIELD}][gteq]={since}.")
+        elif older:
+            self.logger.info(f"Stream {self.name}: skipped {older} records updated before {since}.")
 
     def shared_listing(self) -> List[Mapping[str, Any]]:
         """The whole list, fetched once per sync for every stream that needs it (a parent and its children).
@@ -242,6 +291,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     """
 
     parent_key: str
+    parent: NorthpassStream
 
     def __init__(
         self,
@@ -262,7 +312,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        for parent in self.parent.shared_listing():  # type: ignore[attr-defined]
+        for parent in self.parent.shared_listing():
             yield {self.parent_key: parent["id"]}
 
     def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
@@ -302,12 +352,41 @@ class People(NorthpassStream):
     """People (learners and admins) of the account. https://developers.northpass.com/reference/list-people"""
 
     endpoint = "people"
+    cursor_field = CURSOR_FIELD
 
 
 class Courses(NorthpassStream):
     """Courses of the account. https://developers.northpass.com/reference/list-courses"""
 
     endpoint = "courses"
+    cursor_field = CURSOR_FIELD
+
+
+class Groups(NorthpassStream):
+    """Groups of people. https://developers.northpass.com/reference/list-groups"""
+
+    endpoint = "groups"
+    cursor_field = CURSOR_FIELD
+
+
+class LearningPaths(NorthpassStream):
+    """Learning paths (ordered sets of courses). https://developers.northpass.com/reference/list-learning-paths"""
+
+    endpoint = "learning-paths"
+    cursor_field = CURSOR_FIELD
+
+
+class Categories(NorthpassStream):
+    """Course categories. https://developers.northpass.com/reference/list-categories"""
+
+    endpoint = "categories"
+    cursor_field = CURSOR_FIELD
+
+
+class Quizzes(NorthpassStream):
+    """Quizzes. No `updated_at`, so full refresh only. https://developers.northpass.com/reference/list-quizzes"""
+
+    endpoint = "quizzes"
 
 
 class CourseEnrollments(NorthpassSubStream):
@@ -315,3 +394,24 @@ class CourseEnrollments(NorthpassSubStream):
 
     endpoint = "courses/{parent_id}/enrollments"
     parent_key = "course_id"
+
+
+class CourseActivities(NorthpassSubStream):
+    """Activities (lessons) of each course. https://developers.northpass.com/reference/list-course-activities"""
+
+    endpoint = "courses/{parent_id}/activities"
+    parent_key = "course_id"
+
+
+class GroupMemberships(NorthpassSubStream):
+    """Memberships of each group. https://developers.northpass.com/reference/list-group-memberships"""
+
+    endpoint = "groups/{parent_id}/memberships"
+    parent_key = "group_id"
+
+
+class LearningPathEnrollments(NorthpassSubStream):
+    """Enrollments of each learning path. https://developers.northpass.com/reference/list-learning-path-enrollments"""
+
+    endpoint = "learning-paths/{parent_id}/enrollments"
+    parent_key = "learning_path_id"
