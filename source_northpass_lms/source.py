@@ -20,6 +20,7 @@ from .auth import ApiKeyAuthenticator
 from .config import DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import UpdatedAtCursor
 from .errors import KEY_REJECTED
+from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
     CONNECT_TIMEOUT_SECONDS,
@@ -108,7 +109,8 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
 
     def streams(self, config: Mapping[str, Any]) -> List[Stream]:
         cfg = NorthpassConfig.parse(config)
-        deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), SlidingWindowBudget(cfg.requests_per_second))
+        budget = SlidingWindowBudget(cfg.requests_per_second)
+        deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget)
         people, courses, groups, learning_paths = People(*deps), Courses(*deps), Groups(*deps), LearningPaths(*deps)
         streams: List[NorthpassStream] = [
             people,
@@ -126,6 +128,9 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         for stream in streams:
             if isinstance(stream, NorthpassSubStream) and stream.name in sync_modes:
                 stream.parent.share_listing = True  # listed once, for itself and all its children
+        progress = SyncProgress(self.message_repository, lambda: budget.acquired)
+        for stream in streams:
+            stream.progress = progress
         state_manager = ConnectorStateManager(state=self._state)
         return [self._concurrent(stream, sync_modes.get(stream.name), cfg, state_manager) for stream in streams]
 

@@ -21,6 +21,7 @@ from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
 from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
 from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
+from .progress import SyncProgress
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
@@ -47,6 +48,7 @@ class NorthpassStream(HttpStream, ABC):
         self.share_listing = False
         # Set by the source for an incremental read: records updated before it are not wanted.
         self.lower_bound: Optional[datetime] = None
+        self.progress: Optional[SyncProgress] = None
         super().__init__(authenticator=authenticator, api_budget=api_budget)
 
     @property
@@ -209,9 +211,14 @@ class NorthpassStream(HttpStream, ABC):
         while True:
             request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
             seen.add(_page_identity(request.url or ""))
-            yield from self.parse_response(
+            records = 0
+            for record in self.parse_response(
                 response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
-            )
+            ):
+                records += 1
+                yield record
+            if self.progress:
+                self.progress.page_read(self.name, records)
             next_page_token = self.next_page_token(response)
             if next_page_token is None:
                 return
