@@ -28,8 +28,11 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
     options = SandboxOptions(seed=7, people=600, courses=15, requests_per_second=None)
     with SandboxServer(options) as sandbox:
         run = run_cli("read", tmp_path, {**FAST, "base_url": sandbox.base_url}, catalog_for(*KEYS))
+        by_path = sandbox.stats()["by_path"]
 
     assert run.returncode == 0, run.stderr[-2000:]
+    # Each parent list is read once although it feeds itself and one or two child streams.
+    assert (by_path["/v2/courses"], by_path["/v2/groups"], by_path["/v2/learning-paths"]) == (1, 1, 1)
     for stream, key in KEYS.items():
         expected = keyed(sandbox.expected_records(stream), key)
         assert keyed(run.records.get(stream, []), key) == expected, stream
