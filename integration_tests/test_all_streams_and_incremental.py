@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
+import jsonschema
 import pytest
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
+from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import catalog_for, keyed, run_cli
 
@@ -33,10 +37,17 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
     assert run.returncode == 0, run.stderr[-2000:]
     # Each parent list is read once although it feeds itself and one or two child streams.
     assert (by_path["/v2/courses"], by_path["/v2/groups"], by_path["/v2/learning-paths"]) == (1, 1, 1)
+    schemas = {
+        s.name: s.json_schema
+        for s in SourceNorthpassLms().discover(logging.getLogger("test"), {**FAST, "base_url": "http://127.0.0.1:1"}).streams
+    }
     for stream, key in KEYS.items():
         expected = keyed(sandbox.expected_records(stream), key)
         assert keyed(run.records.get(stream, []), key) == expected, stream
         assert expected, f"the sandbox should have {stream} records"
+        validator = jsonschema.Draft7Validator(schemas[stream], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+        for record in run.records[stream]:
+            validator.validate(record)
 
 
 def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_stream(tmp_path):
