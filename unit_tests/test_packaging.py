@@ -1,0 +1,179 @@
+"""The connector's packaging: metadata.yaml, the Dockerfile, and the wheel they install."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import subprocess
+import sys
+import uuid
+import zipfile
+from pathlib import Path
+from typing import Any, List, Mapping
+
+import pytest
+import yaml
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pytest depends on tomli before Python 3.11
+    import tomli as tomllib
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGE = "source_northpass_lms"
+WHEEL_BUILD_TIMEOUT_SECONDS = 120
+
+
+def _metadata() -> Mapping[str, Any]:
+    return yaml.safe_load((ROOT / "metadata.yaml").read_text())["data"]
+
+
+def _pyproject() -> Mapping[str, Any]:
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+
+
+def _dockerfile_instructions() -> List[tuple[str, str]]:
+    """(INSTRUCTION, arguments) for each instruction, continuation lines joined, comments dropped."""
+    text = re.sub(r"\\\n", " ", (ROOT / "Dockerfile").read_text())
+    instructions = []
+    for line in text.splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            keyword, _, arguments = line.partition(" ")
+            instructions.append((keyword.upper(), arguments.strip()))
+    return instructions
+
+
+def _arguments(keyword: str) -> List[str]:
+    return [arguments for name, arguments in _dockerfile_instructions() if name == keyword]
+
+
+def test_metadata_declares_every_required_field_with_its_type() -> None:
+    data = _metadata()
+    expected_types = {
+        "connectorType": str,
+        "connectorSubtype": str,
+        "definitionId": str,
+        "dockerRepository": str,
+        "dockerImageTag": str,
+        "documentationUrl": str,
+        "githubIssueLabel": str,
+        "icon": str,
+        "license": str,
+        "name": str,
+        "releaseStage": str,
+        "supportLevel": str,
+        "tags": list,
+        "allowedHosts": dict,
+        "connectorBuildOptions": dict,
+        "registryOverrides": dict,
+    }
+    problems = [
+        f"{field}: expected {kind.__name__}, got {type(data.get(field)).__name__}"
+        for field, kind in expected_types.items()
+        if not isinstance(data.get(field), kind)
+    ]
+    assert not problems, problems
+    assert str(uuid.UUID(data["definitionId"])) == data["definitionId"]
+    assert (data["connectorType"], data["connectorSubtype"]) == ("source", "api")
+    assert data["releaseStage"] == "alpha" and data["supportLevel"] == "community" and data["license"] == "MIT"
+    assert data["name"] == "Northpass LMS"
+    assert data["documentationUrl"].startswith("https://")
+    assert {"language:python", "cdk:python"} <= set(data["tags"])
+    for registry in ("oss", "cloud"):
+        assert isinstance(data["registryOverrides"][registry]["enabled"], bool)
+
+
+def test_metadata_allows_only_the_northpass_api_host() -> None:
+    assert _metadata()["allowedHosts"]["hosts"] == ["api.northpass.com"]
+
+
+def test_docker_repository_and_issue_label_name_the_connector() -> None:
+    data = _metadata()
+    assert data["dockerRepository"] == "airbyte/source-northpass-lms"
+    assert data["githubIssueLabel"] == "source-northpass-lms"
+
+
+def test_docker_image_tag_is_the_package_version() -> None:
+    assert _metadata()["dockerImageTag"] == _pyproject()["project"]["version"]
+
+
+def test_dockerfile_builds_from_the_base_image_declared_in_metadata() -> None:
+    base_image = _metadata()["connectorBuildOptions"]["baseImage"]
+    assert _arguments("FROM") == [base_image]
+    # Pinned by digest, as Airbyte requires, so a rebuild gets the same base.
+    assert re.fullmatch(r"docker\.io/airbyte/python-connector-base:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", base_image)
+
+
+def test_every_path_the_dockerfile_copies_exists() -> None:
+    copies = _arguments("COPY")
+    assert copies
+    missing = []
+    for arguments in copies:
+        sources = [word for word in shlex.split(arguments) if not word.startswith("--")][:-1]
+        missing += [source for source in sources if not (ROOT / source).exists()]
+    assert not missing, f"the Dockerfile copies paths that do not exist: {missing}"
+
+
+def test_dockerfile_copies_what_the_package_build_reads() -> None:
+    """`pip install .` in the image needs the readme pyproject.toml names, and the package itself."""
+    copied = {word for arguments in _arguments("COPY") for word in shlex.split(arguments)[:-1]}
+    assert {"pyproject.toml", "main.py", PACKAGE} <= copied
+    assert _pyproject()["project"]["readme"] in copied
+
+
+def test_entrypoint_runs_main_py_which_starts_the_connector() -> None:
+    entrypoints = _arguments("ENTRYPOINT")
+    assert len(entrypoints) == 1
+    command = json.loads(entrypoints[0])
+    assert command == ["python", "/airbyte/integration_code/main.py"]
+    assert any(arguments.startswith("/airbyte/integration_code") for arguments in _arguments("WORKDIR"))
+    assert any(
+        arguments == 'AIRBYTE_ENTRYPOINT="python /airbyte/integration_code/main.py"' for arguments in _arguments("ENV")
+    )
+    main = (ROOT / "main.py").read_text()
+    assert f"from {PACKAGE}.run import run" in main and "run()" in main
+
+
+def test_main_py_answers_spec() -> None:
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "main.py"), "spec"], capture_output=True, text=True, timeout=60, check=True
+    )
+    messages = [json.loads(line) for line in result.stdout.splitlines() if line.startswith("{")]
+    specs = [message["spec"] for message in messages if message["type"] == "SPEC"]
+    assert len(specs) == 1
+    assert "api_key" in specs[0]["connectionSpecification"]["properties"]
+
+
+@pytest.fixture(scope="module")
+def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
+    # No build isolation: the build backend (setuptools) is already installed, so no index is needed.
+    out = tmp_path_factory.mktemp("wheel")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
+        check=True,
+        timeout=WHEEL_BUILD_TIMEOUT_SECONDS,
+        capture_output=True,
+    )
+    (built,) = out.glob("source_northpass_lms-*.whl")
+    return zipfile.ZipFile(built)
+
+
+def test_wheel_contains_the_spec_and_every_schema(wheel: zipfile.ZipFile) -> None:
+    package_dir = ROOT / PACKAGE
+    data_files = ["spec.yaml"] + [
+        path.relative_to(package_dir).as_posix()
+        for pattern in ("schemas/*.json", "schemas/shared/*.json")
+        for path in sorted(package_dir.glob(pattern))
+    ]
+    assert any(name.startswith("schemas/shared/") for name in data_files)
+    missing = sorted({f"{PACKAGE}/{name}" for name in data_files} - set(wheel.namelist()))
+    assert not missing, f"the wheel lacks {missing}"
+
+
+def test_wheel_declares_the_console_script(wheel: zipfile.ZipFile) -> None:
+    (entry_points,) = [name for name in wheel.namelist() if name.endswith(".dist-info/entry_points.txt")]
+    text = wheel.read(entry_points).decode()
+    assert re.search(r"^\[console_scripts\]$", text, re.M)
+    assert re.search(rf"^source-northpass-lms\s*=\s*{PACKAGE}\.run:run$", text, re.M)
