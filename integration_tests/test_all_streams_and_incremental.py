@@ -39,13 +39,17 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
     assert (by_path["/v2/courses"], by_path["/v2/groups"], by_path["/v2/learning-paths"]) == (1, 1, 1)
     schemas = {
         s.name: s.json_schema
-        for s in SourceNorthpassLms().discover(logging.getLogger("test"), {**FAST, "base_url": "http://127.0.0.1:1"}).streams
+        for s in SourceNorthpassLms()
+        .discover(logging.getLogger("test"), {**FAST, "base_url": "http://127.0.0.1:1"})
+        .streams
     }
     for stream, key in KEYS.items():
         expected = keyed(sandbox.expected_records(stream), key)
         assert keyed(run.records.get(stream, []), key) == expected, stream
         assert expected, f"the sandbox should have {stream} records"
-        validator = jsonschema.Draft7Validator(schemas[stream], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER)
+        validator = jsonschema.Draft7Validator(
+            schemas[stream], format_checker=jsonschema.Draft7Validator.FORMAT_CHECKER
+        )
         for record in run.records[stream]:
             validator.validate(record)
 

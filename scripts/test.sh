@@ -6,4 +6,5 @@ scripts/bootstrap.sh
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy source_northpass_lms
-.venv/bin/python -m pytest "$@"
+# PyAirbyte end to end installs PyAirbyte into .venv-pyairbyte/ on first use (~800 MB); RUN_PYAIRBYTE=0 skips it.
+RUN_PYAIRBYTE="${RUN_PYAIRBYTE:-1}" .venv/bin/python -m pytest "$@"

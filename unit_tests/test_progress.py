@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from airbyte_cdk.sources.message import InMemoryMessageRepository
+
 from source_northpass_lms.progress import SyncProgress
 
 from .conftest import API, jsonapi_page, make_config, person, records_of, run_read
