@@ -28,17 +28,35 @@ from pathlib import Path
 from typing import Any, Dict, List, Mapping, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
-STREAMS = ("people", "courses", "course_enrollments")
 PRIMARY_KEYS: Mapping[str, Tuple[str, ...]] = {
     "people": ("id",),
     "courses": ("id",),
     "course_enrollments": ("course_id", "id"),
+    "course_activities": ("course_id", "id"),
+    "groups": ("id",),
+    "group_memberships": ("group_id", "id"),
+    "learning_paths": ("id",),
+    "learning_path_enrollments": ("learning_path_id", "id"),
+    "categories": ("id",),
+    "quizzes": ("id",),
 }
+STREAMS = tuple(PRIMARY_KEYS)
+# Streams with an updated_at cursor: PyAirbyte reads them incrementally, so a second read with the first
+# read's state receives only what changed (here: the records at the cursor, emitted again) while its table
+# stays complete. Every other stream is full refresh and must be received whole on every read.
+INCREMENTAL = frozenset({"people", "courses", "groups", "learning_paths", "categories"})
 # Values compared record by record, beside the primary key.
 CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "people": ("email", "full_name", "disabled"),
     "courses": ("name", "status", "enrollments_count"),
     "course_enrollments": ("person_id", "progress"),
+    "course_activities": ("title",),
+    "groups": ("name", "memberships_count"),
+    "group_memberships": ("type",),
+    "learning_paths": ("name", "navigation_mode"),
+    "learning_path_enrollments": ("person_id", "progress"),
+    "categories": ("name",),
+    "quizzes": ("name", "quiz_type"),
 }
 SANDBOX_START_TIMEOUT_SECONDS = 60
 
@@ -126,7 +144,8 @@ def _run(args: argparse.Namespace, base_url: str, work: Path) -> int:
         print(f"{attempt} read: table rows {rows}; records received {received}", flush=True)
         for stream in STREAMS:
             problems += [f"{attempt} read, {stream}: {p}" for p in _check_stream(stream, result, expected[stream])]
-            if received.get(stream, 0) != len(expected[stream]):
+            whole_stream_expected = attempt == "first" or stream not in INCREMENTAL
+            if whole_stream_expected and received.get(stream, 0) != len(expected[stream]):
                 problems.append(
                     f"{attempt} read, {stream}: received {received.get(stream, 0)} records, "
                     f"expected the whole stream ({len(expected[stream])})"
