@@ -8,23 +8,13 @@ import jsonschema
 import pytest
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
+from integration_tests.sandbox.data import PRIMARY_KEYS, UPDATED_AT_STREAMS
 from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import catalog_for, keyed, run_cli
 
-INCREMENTAL = ("people", "courses", "groups", "learning_paths", "categories")
-KEYS = {
-    "people": ("id",),
-    "courses": ("id",),
-    "course_enrollments": ("course_id", "id"),
-    "course_activities": ("course_id", "id"),
-    "groups": ("id",),
-    "group_memberships": ("group_id", "id"),
-    "learning_paths": ("id",),
-    "learning_path_enrollments": ("learning_path_id", "id"),
-    "categories": ("id",),
-    "quizzes": ("id",),
-}
+INCREMENTAL = UPDATED_AT_STREAMS
+KEYS = PRIMARY_KEYS
 FAST = {"api_key": "sandbox-key", "requests_per_second": 500, "page_size": 50}
 
 

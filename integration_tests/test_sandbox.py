@@ -24,6 +24,7 @@ from integration_tests.sandbox import (
     SandboxServer,
     generate_dataset,
 )
+from integration_tests.sandbox.data import ALL_STREAMS
 
 KEY = "sandbox-key"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -554,18 +555,7 @@ def test_cli_dump() -> None:
     )
     records = json.loads(out.stdout)
     assert len(records["people"]) == 25
-    assert set(records) == {
-        "people",
-        "courses",
-        "course_enrollments",
-        "course_activities",
-        "groups",
-        "group_memberships",
-        "learning_paths",
-        "learning_path_enrollments",
-        "categories",
-        "quizzes",
-    }
+    assert set(records) == set(ALL_STREAMS)
 
 
 def test_fault_config_validation() -> None:

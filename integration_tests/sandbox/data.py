@@ -65,6 +65,10 @@ ALL_STREAMS: tuple[str, ...] = (
     "quizzes",
 )
 DROPPED_ATTRIBUTES: frozenset[str] = frozenset({"invite_token"})
+# The connector's primary key of each stream: a child id is unique only within its parent.
+PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
+    stream: (CHILD_STREAMS[stream][1], "id") if stream in CHILD_STREAMS else ("id",) for stream in ALL_STREAMS
+}
 
 FIRST_NAMES: tuple[str, ...] = (
     "Alice",
