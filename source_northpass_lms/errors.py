@@ -89,10 +89,17 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
 
 
 class NorthpassBackoff(BackoffStrategy):
-    """`Retry-After` when the API sends it; otherwise exponential backoff with full jitter."""
+    """`Retry-After` when the API sends it; otherwise exponential backoff with full jitter.
 
-    def __init__(self, base_seconds: float, rng: Optional[random.Random] = None) -> None:
+    No single wait is longer than the retry budget: the CDK sleeps whatever it is given before it checks
+    the budget again, so an unbounded `Retry-After: 86400` would hang the sync for a day.
+    """
+
+    def __init__(
+        self, base_seconds: float, max_wait_seconds: float = MAX_BACKOFF_SECONDS, rng: Optional[random.Random] = None
+    ) -> None:
         self._base = base_seconds
+        self._max_wait = max(max_wait_seconds, MIN_BACKOFF_SECONDS)
         self._rng = rng or random.Random()
 
     def backoff_time(
@@ -103,9 +110,19 @@ class NorthpassBackoff(BackoffStrategy):
         if isinstance(response_or_exception, requests.Response):
             retry_after = parse_retry_after(response_or_exception.headers.get("Retry-After"))
             if retry_after is not None:
-                return max(retry_after, MIN_BACKOFF_SECONDS)
-        step = min(MAX_BACKOFF_SECONDS, self._base * 2 ** max(attempt_count - 1, 0))
+                return min(max(retry_after, MIN_BACKOFF_SECONDS), self._max_wait)
+        step = min(MAX_BACKOFF_SECONDS, self._max_wait, self._base * 2 ** max(attempt_count - 1, 0))
         return max(self._rng.uniform(step / 2, step), MIN_BACKOFF_SECONDS)
+
+
+def describe_last_answer(error: requests.exceptions.HTTPError) -> str:
+    """What the API last answered to a request that was retried until the budget ran out, for the user."""
+    response = error.response
+    if isinstance(response, requests.Response):
+        if response.ok:  # a 2xx is only retried when its body does not parse
+            return f"HTTP {response.status_code} with a body that is not complete JSON"
+        return f"HTTP {response.status_code}"
+    return f"no HTTP answer ({error})"
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -18,7 +18,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
-from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
+from .errors import NorthpassBackoff, NorthpassErrorHandler, describe_last_answer, failure, json_body
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
@@ -51,7 +51,7 @@ class NorthpassStream(HttpStream, ABC):
         return NorthpassErrorHandler(self.logger, self._config.retry_budget_seconds)
 
     def get_backoff_strategy(self) -> BackoffStrategy:
-        return NorthpassBackoff(self._config.backoff_base_seconds)
+        return NorthpassBackoff(self._config.backoff_base_seconds, max_wait_seconds=self._config.retry_budget_seconds)
 
     def path(
         self,
@@ -187,9 +187,11 @@ class NorthpassStream(HttpStream, ABC):
         except AirbyteTracedException as exc:
             cause = exc._exception
             if not isinstance(cause, BaseBackoffException):
-                raise
+                # The CDK puts its dump of the request and response in internal_message, which the
+                # end-of-sync summary shows; the user should read the sentence meant for them there too.
+                raise failure(exc.message or str(exc), exc.failure_type or FailureType.system_error) from exc
             attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"  # type: ignore[arg-type]
-            last = f"HTTP {cause.response.status_code}" if isinstance(cause.response, requests.Response) else str(cause)
+            last = describe_last_answer(cause)
             message = (
                 f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
                 f"in {time.monotonic() - started:.0f} s (retry budget {self._config.retry_budget_seconds:.0f} s); "
