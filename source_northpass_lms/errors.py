@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -15,6 +17,8 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Htt
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .config import DEFAULT_BASE_URL
 
 MAX_BACKOFF_SECONDS = 60.0  # cap of one exponential step; the retry budget bounds the total
 MAX_ATTEMPTS = 10_000  # attempts are bounded by the retry budget in seconds, not by a count
@@ -70,7 +74,8 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
             logger,
             error_mapping=ERROR_MAPPING,
             max_retries=MAX_ATTEMPTS,
-            max_time=timedelta(seconds=retry_budget_seconds),
+            # The CDK truncates the budget to whole seconds: 0.5 would become "no retry at all".
+            max_time=timedelta(seconds=math.ceil(retry_budget_seconds)),
         )
 
     def interpret_response(
@@ -80,12 +85,25 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
             for exc_type in type(response_or_exception).__mro__:
                 if exc_type in ERROR_MAPPING:
                     return ERROR_MAPPING[exc_type]
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.is_redirect:
+            return redirect_refused(response_or_exception)
         if isinstance(response_or_exception, requests.Response) and response_or_exception.ok:
             try:
                 json_body(response_or_exception)
             except ValueError:
                 return UNREADABLE_BODY
         return super().interpret_response(response_or_exception)
+
+
+def redirect_refused(response: requests.Response) -> ErrorResolution:
+    """Redirects are never followed: requests would copy the `X-Api-Key` header to wherever they point."""
+    target = urlsplit(response.headers.get("Location") or "")
+    where = target.netloc or target.path or "nowhere"
+    message = (
+        f"The API answered HTTP {response.status_code}, redirecting to {where}. Not followed: the API key is only "
+        f"sent to base_url's host. Check the connector's base_url (normally {DEFAULT_BASE_URL})."
+    )
+    return ErrorResolution(ResponseAction.FAIL, FailureType.config_error, message)
 
 
 class NorthpassBackoff(BackoffStrategy):

@@ -83,7 +83,9 @@ class NorthpassStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Mapping[str, Any]:
-        return {"timeout": (CONNECT_TIMEOUT_SECONDS, self._config.request_timeout_seconds)}
+        # Redirects are not followed: requests copies every header but Authorization, X-Api-Key included,
+        # to the redirect's host. The error handler reports a 3xx instead.
+        return {"timeout": (CONNECT_TIMEOUT_SECONDS, self._config.request_timeout_seconds), "allow_redirects": False}
 
     def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
         if response.status_code != 200:
