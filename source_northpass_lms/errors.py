@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import random
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional, Union
+from urllib.parse import urlsplit
 
 import requests
 from airbyte_cdk.models import FailureType
@@ -15,6 +17,8 @@ from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, Htt
 from airbyte_cdk.sources.streams.http.error_handlers.default_error_mapping import DEFAULT_ERROR_MAPPING
 from airbyte_cdk.sources.streams.http.error_handlers.response_models import ErrorResolution, ResponseAction
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
+from .config import DEFAULT_BASE_URL
 
 MAX_BACKOFF_SECONDS = 60.0  # cap of one exponential step; the retry budget bounds the total
 MAX_ATTEMPTS = 10_000  # attempts are bounded by the retry budget in seconds, not by a count
@@ -70,7 +74,8 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
             logger,
             error_mapping=ERROR_MAPPING,
             max_retries=MAX_ATTEMPTS,
-            max_time=timedelta(seconds=retry_budget_seconds),
+            # The CDK truncates the budget to whole seconds: 0.5 would become "no retry at all".
+            max_time=timedelta(seconds=math.ceil(retry_budget_seconds)),
         )
 
     def interpret_response(
@@ -80,6 +85,8 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
             for exc_type in type(response_or_exception).__mro__:
                 if exc_type in ERROR_MAPPING:
                     return ERROR_MAPPING[exc_type]
+        if isinstance(response_or_exception, requests.Response) and response_or_exception.is_redirect:
+            return redirect_refused(response_or_exception)
         if isinstance(response_or_exception, requests.Response) and response_or_exception.ok:
             try:
                 json_body(response_or_exception)
@@ -88,11 +95,29 @@ class NorthpassErrorHandler(HttpStatusErrorHandler):
         return super().interpret_response(response_or_exception)
 
 
-class NorthpassBackoff(BackoffStrategy):
-    """`Retry-After` when the API sends it; otherwise exponential backoff with full jitter."""
+def redirect_refused(response: requests.Response) -> ErrorResolution:
+    """Redirects are never followed: requests would copy the `X-Api-Key` header to wherever they point."""
+    target = urlsplit(response.headers.get("Location") or "")
+    where = target.netloc or target.path or "nowhere"
+    message = (
+        f"The API answered HTTP {response.status_code}, redirecting to {where}. Not followed: the API key is only "
+        f"sent to base_url's host. Check the connector's base_url (normally {DEFAULT_BASE_URL})."
+    )
+    return ErrorResolution(ResponseAction.FAIL, FailureType.config_error, message)
 
-    def __init__(self, base_seconds: float, rng: Optional[random.Random] = None) -> None:
+
+class NorthpassBackoff(BackoffStrategy):
+    """`Retry-After` when the API sends it; otherwise exponential backoff with full jitter.
+
+    No single wait is longer than the retry budget: the CDK sleeps whatever it is given before it checks
+    the budget again, so an unbounded `Retry-After: 86400` would hang the sync for a day.
+    """
+
+    def __init__(
+        self, base_seconds: float, max_wait_seconds: float = MAX_BACKOFF_SECONDS, rng: Optional[random.Random] = None
+    ) -> None:
         self._base = base_seconds
+        self._max_wait = max(max_wait_seconds, MIN_BACKOFF_SECONDS)
         self._rng = rng or random.Random()
 
     def backoff_time(
@@ -103,9 +128,19 @@ class NorthpassBackoff(BackoffStrategy):
         if isinstance(response_or_exception, requests.Response):
             retry_after = parse_retry_after(response_or_exception.headers.get("Retry-After"))
             if retry_after is not None:
-                return max(retry_after, MIN_BACKOFF_SECONDS)
-        step = min(MAX_BACKOFF_SECONDS, self._base * 2 ** max(attempt_count - 1, 0))
+                return min(max(retry_after, MIN_BACKOFF_SECONDS), self._max_wait)
+        step = min(MAX_BACKOFF_SECONDS, self._max_wait, self._base * 2 ** max(attempt_count - 1, 0))
         return max(self._rng.uniform(step / 2, step), MIN_BACKOFF_SECONDS)
+
+
+def describe_last_answer(error: requests.exceptions.HTTPError) -> str:
+    """What the API last answered to a request that was retried until the budget ran out, for the user."""
+    response = error.response
+    if isinstance(response, requests.Response):
+        if response.ok:  # a 2xx is only retried when its body does not parse
+            return f"HTTP {response.status_code} with a body that is not complete JSON"
+        return f"HTTP {response.status_code}"
+    return f"no HTTP answer ({error})"
 
 
 def parse_retry_after(value: Optional[str]) -> Optional[float]:

@@ -2,15 +2,29 @@
 
 from __future__ import annotations
 
+import json
+import logging
 import sys
-from typing import Any, List, Optional
+from pathlib import Path
+from typing import Any, Callable, List, Optional, TypeVar
 
 from airbyte_cdk.entrypoint import AirbyteEntrypoint
+from airbyte_cdk.exception_handler import init_uncaught_exception_handler
 from airbyte_cdk.logger import PRINT_BUFFER
-from airbyte_cdk.models import ConnectorSpecification
+from airbyte_cdk.models import ConnectorSpecification, FailureType
 
 from .config import NorthpassConfig
+from .errors import failure
 from .source import SourceNorthpassLms
+
+logger = logging.getLogger("airbyte")
+T = TypeVar("T")
+CONFIG_REMEDY = "Write it as a JSON object with the fields of the connector's spec."
+CATALOG_REMEDY = "Run discover again and select the streams to read."
+# A broken state is an error, not a silent full read: in an append destination a full read duplicates every record.
+STATE_REMEDY = (
+    "Pass the list of STATE messages the last sync emitted, or run without --state to read every stream from the start."
+)
 
 
 class NorthpassEntrypoint(AirbyteEntrypoint):
@@ -22,19 +36,47 @@ class NorthpassEntrypoint(AirbyteEntrypoint):
         AirbyteEntrypoint.validate_connection(source_spec, config)
 
 
+def read_input_file(kind: str, path: str, reader: Callable[[str], T], remedy: str) -> T:
+    """A --config/--catalog/--state file read by the CDK's reader, or a config_error saying what is wrong with it.
+
+    The CDK's readers raise bare ValueErrors (or serializer errors) whose only trace is a Python traceback
+    on stderr, before the connector has printed a single protocol message.
+    """
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise failure(f"Cannot read the {kind} file {path}: {exc}.", FailureType.config_error) from exc
+    try:
+        json.loads(text)
+    except ValueError as exc:
+        raise failure(f"The {kind} file {path} is not valid JSON ({exc}). {remedy}", FailureType.config_error) from exc
+    try:
+        return reader(path)
+    except (ValueError, TypeError, KeyError) as exc:
+        detail = " ".join(str(exc).split())[:300]
+        raise failure(
+            f"The {kind} file {path} is not in the format of the Airbyte protocol ({detail}). {remedy}",
+            FailureType.config_error,
+        ) from exc
+
+
 def _source(args: List[str]) -> SourceNorthpassLms:
     catalog_path = AirbyteEntrypoint.extract_catalog(args)
     config_path = AirbyteEntrypoint.extract_config(args)
     state_path = AirbyteEntrypoint.extract_state(args)
     return SourceNorthpassLms(
-        SourceNorthpassLms.read_catalog(catalog_path) if catalog_path else None,
-        SourceNorthpassLms.read_config(config_path) if config_path else None,
-        SourceNorthpassLms.read_state(state_path) if state_path else None,
+        read_input_file("catalog", catalog_path, SourceNorthpassLms.read_catalog, CATALOG_REMEDY)
+        if catalog_path
+        else None,
+        read_input_file("config", config_path, SourceNorthpassLms.read_config, CONFIG_REMEDY) if config_path else None,
+        read_input_file("state", state_path, SourceNorthpassLms.read_state, STATE_REMEDY) if state_path else None,
     )
 
 
 def run(args: Optional[List[str]] = None) -> None:
     args = sys.argv[1:] if args is None else args
+    # Installed before the input files are read, so that an unusable file is reported as a TRACE message.
+    init_uncaught_exception_handler(logger)
     entrypoint = NorthpassEntrypoint(_source(args))
     parsed_args = entrypoint.parse_args(args)
     # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.

@@ -61,6 +61,11 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         self.catalog = catalog
         self._state = state
 
+    @property
+    def raise_exception_on_missing_stream(self) -> bool:
+        # The CDK's default silently marks a stream this source does not have INCOMPLETE and exits 0.
+        return True
+
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() reports repr(message), quotes included; ours are sentences meant to be read.
         succeeded, message = self.check_connection(logger, config)

@@ -20,7 +20,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
 from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
-from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
+from .errors import NorthpassBackoff, NorthpassErrorHandler, describe_last_answer, failure, json_body
 from .progress import SyncProgress
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
@@ -59,7 +59,7 @@ class NorthpassStream(HttpStream, ABC):
         return NorthpassErrorHandler(self.logger, self._config.retry_budget_seconds)
 
     def get_backoff_strategy(self) -> BackoffStrategy:
-        return NorthpassBackoff(self._config.backoff_base_seconds)
+        return NorthpassBackoff(self._config.backoff_base_seconds, max_wait_seconds=self._config.retry_budget_seconds)
 
     def path(
         self,
@@ -96,7 +96,9 @@ class NorthpassStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Mapping[str, Any]:
-        return {"timeout": (CONNECT_TIMEOUT_SECONDS, self._config.request_timeout_seconds)}
+        # Redirects are not followed: requests copies every header but Authorization, X-Api-Key included,
+        # to the redirect's host. The error handler reports a 3xx instead.
+        return {"timeout": (CONNECT_TIMEOUT_SECONDS, self._config.request_timeout_seconds), "allow_redirects": False}
 
     def next_page_token(self, response: requests.Response) -> Optional[Mapping[str, Any]]:
         if response.status_code != 200:
@@ -243,9 +245,11 @@ class NorthpassStream(HttpStream, ABC):
         except AirbyteTracedException as exc:
             cause = exc._exception
             if not isinstance(cause, BaseBackoffException):
-                raise
+                # The CDK puts its dump of the request and response in internal_message, which the
+                # end-of-sync summary shows; the user should read the sentence meant for them there too.
+                raise failure(exc.message or str(exc), exc.failure_type or FailureType.system_error) from exc
             attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"  # type: ignore[arg-type]
-            last = f"HTTP {cause.response.status_code}" if isinstance(cause.response, requests.Response) else str(cause)
+            last = describe_last_answer(cause)
             message = (
                 f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
                 f"in {time.monotonic() - started:.0f} s (retry budget {self._config.retry_budget_seconds:.0f} s); "
