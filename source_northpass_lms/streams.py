@@ -90,6 +90,14 @@ class NorthpassStream(HttpStream, ABC):
             params["sort"] = CURSOR_FIELD
         return params
 
+    def request_headers(
+        self,
+        stream_state: Optional[Mapping[str, Any]],
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        next_page_token: Optional[Mapping[str, Any]] = None,
+    ) -> Mapping[str, Any]:
+        return {"Accept": "application/json"}  # as the API's documentation asks
+
     def request_kwargs(
         self,
         stream_state: Optional[Mapping[str, Any]],

@@ -34,6 +34,7 @@ def test_given_two_pages_when_read_then_next_link_followed_with_limit_put_back(h
 
     assert [r["id"] for r in records_of(output, "people")] == ["person-0001", "person-0002", "person-0003"]
     assert [_query(r) for r in http.request_history] == [{"limit": "2"}, {"page": "2", "limit": "2"}]
+    assert all(r.headers["Accept"] == "application/json" for r in http.request_history)
     assert not output.errors
 
 
