@@ -12,11 +12,12 @@ from typing import Any, Dict
 import pytest
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
+from integration_tests.sandbox.data import PRIMARY_KEYS
 from integration_tests.sandbox.server import FaultConfig
 
 from .conftest import catalog_for, keyed, run_cli
 
-STREAMS = {"people": ("id",), "courses": ("id",), "course_enrollments": ("course_id", "id")}
+STREAMS = PRIMARY_KEYS  # every stream of the connector
 SOAK_FAULTS = FaultConfig(**{**FaultConfig.soak(seed=11).to_dict(), "slow_rate": 0.02, "slow_seconds": 2.0})
 
 
@@ -33,7 +34,7 @@ def test_given_every_transient_fault_at_once_when_cli_reads_whole_sandbox_then_e
     config = {
         "api_key": sb.options.api_key,
         "base_url": sb.base_url,
-        "page_size": 50,  # ~190 requests, so a few percent of faults is a few dozen
+        "page_size": 50,  # ~280 requests, so a few percent of faults is a few dozen
         "num_workers": 8,
         "requests_per_second": 1000,
         "backoff_base_seconds": 0.01,
