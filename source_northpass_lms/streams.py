@@ -19,6 +19,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
 from .errors import NorthpassBackoff, NorthpassErrorHandler, failure, json_body
+from .rate_limit import ahead_in_line
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
@@ -158,7 +159,9 @@ class NorthpassStream(HttpStream, ABC):
         seen: set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
         next_page_token: Optional[Mapping[str, Any]] = None
         while True:
-            request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
+            # A list without slices is read page after page: the critical path, so its requests go first.
+            with ahead_in_line(stream_slice is None):
+                request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
             seen.add(_page_identity(request.url or ""))
             yield from self.parse_response(
                 response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
