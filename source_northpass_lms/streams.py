@@ -36,6 +36,9 @@ class NorthpassStream(HttpStream, ABC):
 
     primary_key: Optional[str | List[str]] = "id"
     endpoint: str  # path below /v2/, with `{parent_id}` for child collections
+    # A top-level list is one chain of pages, each waiting for the one before: the critical path of a sync,
+    # so its requests take the rate limiter's next free call before those of child collections.
+    critical_path = True
 
     def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
         self._config = config
@@ -159,8 +162,7 @@ class NorthpassStream(HttpStream, ABC):
         seen: set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
         next_page_token: Optional[Mapping[str, Any]] = None
         while True:
-            # A list without slices is read page after page: the critical path, so its requests go first.
-            with ahead_in_line(stream_slice is None):
+            with ahead_in_line(self.critical_path):
                 request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
             seen.add(_page_identity(request.url or ""))
             yield from self.parse_response(
@@ -245,6 +247,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     """
 
     parent_key: str
+    critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
     def __init__(
         self,
