@@ -42,8 +42,13 @@ class SlidingWindowBudget(APIBudget):
     """At most `calls` requests in any sliding window of `window` seconds, across all threads.
 
     Each stream owns its own HTTP session, so one instance of this budget is handed to all of them.
-    Callers that find the window full queue up: requests made in `ahead_in_line()` first, then in arrival order.
-    Only the first in line sleeps until the oldest call leaves the window; the others wait for their turn.
+    Calls are also spread at least `window / calls` apart. A bare sliding window lets a sync's first burst repeat
+    in every window (all its calls go out as the previous burst expires, then none for most of a second), and a
+    page of a sequential list arriving in that gap waits for it; evenly spread calls keep that wait under
+    1/requests_per_second, and cost nothing in throughput.
+
+    Callers that cannot go yet queue up: requests made in `ahead_in_line()` first, then in arrival order.
+    Only the first in line sleeps until its call is due; the others wait for their turn.
     """
 
     def __init__(
@@ -58,6 +63,7 @@ class SlidingWindowBudget(APIBudget):
         super().__init__(policies=[])
         self.calls = max(1, math.floor(requests_per_second))
         self.window = self.calls / requests_per_second + margin_seconds
+        self.spacing = self.window / self.calls
         self._stamps: Deque[float] = deque()
         self._queue: List[Tuple[int, int]] = []  # heap of (lane, ticket) of the callers waiting for a call
         self._tickets = itertools.count()
@@ -78,11 +84,14 @@ class SlidingWindowBudget(APIBudget):
                     now = self._clock()
                     while self._stamps and self._stamps[0] <= now - self.window:
                         self._stamps.popleft()
-                    if len(self._stamps) < self.calls:
+                    due = self._stamps[-1] + self.spacing if self._stamps else now
+                    if len(self._stamps) >= self.calls:
+                        due = max(due, self._stamps[0] + self.window)
+                    if now >= due:
                         self._stamps.append(now)
                         self.acquired += 1
                         return
-                    wait = self._stamps[0] + self.window - now
+                    wait = due - now
                     # Sleep outside the lock so an AHEAD caller arriving meanwhile can queue in front.
                     self._turn.release()
                     try:

@@ -82,6 +82,8 @@ def test_given_many_threads_when_they_all_call_then_never_more_than_n_calls_in_a
 
     assert len(stamps) == budget.acquired == 400
     assert most_in_any_window(stamps, 1.0) == 10
+    gaps = [later - earlier for earlier, later in zip(stamps[:-1], stamps[1:], strict=True)]
+    assert min(gaps) >= budget.spacing == budget.window / 10  # spread evenly, never in bursts
     # 400 calls at 10 per window: the clock moved no further than the windows needed.
     assert clock.now <= (400 / 10) * budget.window
 
