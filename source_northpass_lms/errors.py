@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional, Union
 
+import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
@@ -57,7 +57,7 @@ def json_body(response: requests.Response) -> Any:
     """The parsed body, parsed once: the error handler and the stream both need it."""
     cached = getattr(response, "_northpass_json", None)
     if cached is None:
-        cached = json.loads(response.content)
+        cached = orjson.loads(response.content)
         response._northpass_json = cached  # type: ignore[attr-defined]
     return cached
 

@@ -101,7 +101,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         streams: List[NorthpassStream] = [people, courses, course_enrollments]
 
         selected = {s.stream.name for s in self.catalog.streams} if self.catalog else set()
-        courses.share_listing = "course_enrollments" in selected
+        courses.share_listing = {"courses", "course_enrollments"} <= selected
         state_manager = ConnectorStateManager(state=self._state)
         return [self._concurrent(stream, state_manager) for stream in streams]
 

@@ -43,6 +43,7 @@ class NorthpassStream(HttpStream, ABC):
     def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
         self._config = config
         self._listing: Optional[List[Mapping[str, Any]]] = None
+        self._listing_ids: Optional[List[Any]] = None
         self._listing_lock = threading.Lock()
         self.share_listing = False
         super().__init__(authenticator=authenticator, api_budget=api_budget)
@@ -141,20 +142,33 @@ class NorthpassStream(HttpStream, ABC):
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
         if self.share_listing:
-            yield from self.shared_listing()
+            yield from self._take_listing()
         else:
             yield from self.read_pages(stream_slice, stream_state or {})
 
-    def shared_listing(self) -> List[Mapping[str, Any]]:
-        """The whole list, fetched once per sync for every stream that needs it (a parent and its children).
+    def listed_ids(self) -> List[Any]:
+        """Ids of the whole list, fetched once per sync for every child stream that slices by it.
 
-        Only parent collections (courses, groups, learning paths) are shared: they are the account's
-        catalogue, small next to its learners, so holding them for the sync keeps memory flat.
+        Only the ids are held for the sync. The records themselves (a course's description can be 60 KB) are
+        kept only when this stream is selected too (`share_listing`), and only until it has emitted them.
         """
         with self._listing_lock:
-            if self._listing is None:
-                self._listing = list(self.read_pages(None, {}))
-            return self._listing
+            if self._listing_ids is None:
+                records = list(self.read_pages(None, {}))
+                self._listing_ids = [record["id"] for record in records]
+                self._listing = records if self.share_listing else None
+            return self._listing_ids
+
+    def _take_listing(self) -> List[Mapping[str, Any]]:
+        """This stream's records from the one fetch it shares with its children; handed over once."""
+        with self._listing_lock:
+            if self._listing_ids is None:
+                records = list(self.read_pages(None, {}))
+                self._listing_ids = [record["id"] for record in records]
+                return records
+            kept, self._listing = self._listing, None
+        # Read a second time (the records were already handed over): fetch again rather than emit nothing.
+        return kept if kept is not None else list(self.read_pages(None, {}))
 
     def read_pages(
         self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
@@ -268,8 +282,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        for parent in self.parent.shared_listing():  # type: ignore[attr-defined]
-            yield {self.parent_key: parent["id"]}
+        for parent_id in self.parent.listed_ids():  # type: ignore[attr-defined]
+            yield {self.parent_key: parent_id}
 
     def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
         return self.endpoint.format(parent_id=(stream_slice or {})[self.parent_key])
