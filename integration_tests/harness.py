@@ -64,6 +64,7 @@ class SyncResult:
     returncode: int
     seconds: float
     peak_rss_mb: float
+    cpu_seconds: float = 0.0  # user + system time of the connector process
     records: Dict[str, int] = field(default_factory=dict)
     stream_seconds: Dict[str, float] = field(default_factory=dict)
     errors: List[str] = field(default_factory=list)
@@ -139,6 +140,7 @@ def run_sync(
         result.returncode = os.waitstatus_to_exitcode(status)
         result.seconds = time.monotonic() - start
         result.peak_rss_mb = usage.ru_maxrss / 1024  # ru_maxrss is in KiB on Linux
+        result.cpu_seconds = usage.ru_utime + usage.ru_stime
     return result
 
 

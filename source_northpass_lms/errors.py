@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import random
@@ -11,6 +10,7 @@ from email.utils import parsedate_to_datetime
 from typing import Any, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
+import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
@@ -61,7 +61,7 @@ def json_body(response: requests.Response) -> Any:
     """The parsed body, parsed once: the error handler and the stream both need it."""
     cached = getattr(response, "_northpass_json", None)
     if cached is None:
-        cached = json.loads(response.content)
+        cached = orjson.loads(response.content)
         response._northpass_json = cached  # type: ignore[attr-defined]
     return cached
 

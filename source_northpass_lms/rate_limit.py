@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import math
 import threading
 import time
 from collections import deque
-from typing import Any, Callable, Deque, Optional
+from contextlib import contextmanager
+from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple
 
 from airbyte_cdk.sources.streams.call_rate import AbstractCallRatePolicy, APIBudget
 
@@ -14,12 +17,38 @@ from airbyte_cdk.sources.streams.call_rate import AbstractCallRatePolicy, APIBud
 # window absorbs the jitter between the two so a full-speed sync never trips the server's window.
 WINDOW_MARGIN_SECONDS = 0.05
 
+AHEAD, BEHIND = 0, 1  # lanes of waiting requests: every AHEAD waiter is served before any BEHIND one
+_lane = threading.local()
+
+
+@contextmanager
+def ahead_in_line(ahead: bool = True) -> Iterator[None]:
+    """Requests this thread makes inside the block take the next free call before waiting requests of other threads.
+
+    Meant for a list read page after page (people, courses): each of its pages waits for the one before, so the
+    list is the critical path of a sync, while child collections are read by many workers at once and can fill
+    the budget around it. Without this, a long list gets 1/num_workers of the budget and ends the sync alone,
+    latency-bound, far above the rate-limit floor.
+    """
+    previous = getattr(_lane, "value", BEHIND)
+    _lane.value = AHEAD if ahead else BEHIND
+    try:
+        yield
+    finally:
+        _lane.value = previous
+
 
 class SlidingWindowBudget(APIBudget):
     """At most `calls` requests in any sliding window of `window` seconds, across all threads.
 
     Each stream owns its own HTTP session, so one instance of this budget is handed to all of them.
-    A caller that finds the window full sleeps until the oldest call in it leaves the window.
+    Calls are also spread at least `window / calls` apart. A bare sliding window lets a sync's first burst repeat
+    in every window (all its calls go out as the previous burst expires, then none for most of a second), and a
+    page of a sequential list arriving in that gap waits for it; evenly spread calls keep that wait under
+    1/requests_per_second, and cost nothing in throughput.
+
+    Callers that cannot go yet queue up: requests made in `ahead_in_line()` first, then in arrival order.
+    Only the first in line sleeps until its call is due; the others wait for their turn.
     """
 
     def __init__(
@@ -34,24 +63,45 @@ class SlidingWindowBudget(APIBudget):
         super().__init__(policies=[])
         self.calls = max(1, math.floor(requests_per_second))
         self.window = self.calls / requests_per_second + margin_seconds
+        self.spacing = self.window / self.calls
         self._stamps: Deque[float] = deque()
-        self._lock = threading.Lock()
+        self._queue: List[Tuple[int, int]] = []  # heap of (lane, ticket) of the callers waiting for a call
+        self._tickets = itertools.count()
+        self._turn = threading.Condition()
         self._clock = clock
         self._sleep = sleep
         self.acquired = 0
 
     def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
-        while True:
-            with self._lock:
-                now = self._clock()
-                while self._stamps and self._stamps[0] <= now - self.window:
-                    self._stamps.popleft()
-                if len(self._stamps) < self.calls:
-                    self._stamps.append(now)
-                    self.acquired += 1
-                    return
-                wait = self._stamps[0] + self.window - now
-            self._sleep(max(wait, 0.0))
+        with self._turn:
+            me = (getattr(_lane, "value", BEHIND), next(self._tickets))
+            heapq.heappush(self._queue, me)
+            try:
+                while True:
+                    if self._queue[0] != me:
+                        self._turn.wait()  # woken when the caller ahead got its call or left the line
+                        continue
+                    now = self._clock()
+                    while self._stamps and self._stamps[0] <= now - self.window:
+                        self._stamps.popleft()
+                    due = self._stamps[-1] + self.spacing if self._stamps else now
+                    if len(self._stamps) >= self.calls:
+                        due = max(due, self._stamps[0] + self.window)
+                    if now >= due:
+                        self._stamps.append(now)
+                        self.acquired += 1
+                        return
+                    wait = due - now
+                    # Sleep outside the lock so an AHEAD caller arriving meanwhile can queue in front.
+                    self._turn.release()
+                    try:
+                        self._sleep(max(wait, 0.0))
+                    finally:
+                        self._turn.acquire()
+            finally:
+                self._queue.remove(me)
+                heapq.heapify(self._queue)
+                self._turn.notify_all()
 
     def get_matching_policy(self, request: Any) -> Optional[AbstractCallRatePolicy]:
         return None

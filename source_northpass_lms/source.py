@@ -131,7 +131,11 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         ]
         sync_modes = {s.stream.name: s.sync_mode for s in self.catalog.streams} if self.catalog else {}
         for stream in streams:
-            if isinstance(stream, NorthpassSubStream) and stream.name in sync_modes:
+            if (
+                isinstance(stream, NorthpassSubStream)
+                and stream.name in sync_modes
+                and stream.parent.name in sync_modes
+            ):
                 stream.parent.share_listing = True  # listed once, for itself and all its children
         progress = SyncProgress(self.message_repository, lambda: budget.acquired)
         for stream in streams:

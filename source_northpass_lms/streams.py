@@ -22,6 +22,7 @@ from .config import NorthpassConfig
 from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
 from .errors import NorthpassBackoff, NorthpassErrorHandler, describe_last_answer, failure, json_body
 from .progress import SyncProgress
+from .rate_limit import ahead_in_line
 
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
@@ -40,10 +41,14 @@ class NorthpassStream(HttpStream, ABC):
 
     primary_key: Optional[str | List[str]] = "id"
     endpoint: str  # path below /v2/, with `{parent_id}` for child collections
+    # A top-level list is one chain of pages, each waiting for the one before: the critical path of a sync,
+    # so its requests take the rate limiter's next free call before those of child collections.
+    critical_path = True
 
     def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
         self._config = config
         self._listing: Optional[List[Mapping[str, Any]]] = None
+        self._listing_ids: Optional[List[Any]] = None
         self._listing_lock = threading.Lock()
         self.share_listing = False
         # Set by the source for an incremental read: records updated before it are not wanted.
@@ -168,7 +173,7 @@ class NorthpassStream(HttpStream, ABC):
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
         if self.share_listing:
-            records: Iterable[Mapping[str, Any]] = self.shared_listing()
+            records: Iterable[Mapping[str, Any]] = self._take_listing()
         else:
             records = self.read_pages(stream_slice, stream_state or {})
         if not (stream_slice and UPDATED_SINCE in stream_slice):
@@ -202,16 +207,29 @@ class NorthpassStream(HttpStream, ABC):
         elif older:
             self.logger.info(f"Stream {self.name}: skipped {older} records updated before {since}.")
 
-    def shared_listing(self) -> List[Mapping[str, Any]]:
-        """The whole list, fetched once per sync for every stream that needs it (a parent and its children).
+    def listed_ids(self) -> List[Any]:
+        """Ids of the whole list, fetched once per sync for every child stream that slices by it.
 
-        Only parent collections (courses, groups, learning paths) are shared: they are the account's
-        catalogue, small next to its learners, so holding them for the sync keeps memory flat.
+        Only the ids are held for the sync. The records themselves (a course's description can be 60 KB) are
+        kept only when this stream is selected too (`share_listing`), and only until it has emitted them.
         """
         with self._listing_lock:
-            if self._listing is None:
-                self._listing = list(self.read_pages(None, {}))
-            return self._listing
+            if self._listing_ids is None:
+                records = list(self.read_pages(None, {}))
+                self._listing_ids = [record["id"] for record in records]
+                self._listing = records if self.share_listing else None
+            return self._listing_ids
+
+    def _take_listing(self) -> List[Mapping[str, Any]]:
+        """This stream's records from the one fetch it shares with its children; handed over once."""
+        with self._listing_lock:
+            if self._listing_ids is None:
+                records = list(self.read_pages(None, {}))
+                self._listing_ids = [record["id"] for record in records]
+                return records
+            kept, self._listing = self._listing, None
+        # Read a second time (the records were already handed over): fetch again rather than emit nothing.
+        return kept if kept is not None else list(self.read_pages(None, {}))
 
     def read_pages(
         self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
@@ -219,7 +237,8 @@ class NorthpassStream(HttpStream, ABC):
         seen: set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
         next_page_token: Optional[Mapping[str, Any]] = None
         while True:
-            request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
+            with ahead_in_line(self.critical_path):
+                request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
             seen.add(_page_identity(request.url or ""))
             records = 0
             for record in self.parse_response(
@@ -311,6 +330,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
 
     parent_key: str
     parent: NorthpassStream
+    critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
     def __init__(
         self,
@@ -331,8 +351,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        for parent in self.parent.shared_listing():
-            yield {self.parent_key: parent["id"]}
+        for parent_id in self.parent.listed_ids():
+            yield {self.parent_key: parent_id}
 
     def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
         return self.endpoint.format(parent_id=(stream_slice or {})[self.parent_key])
