@@ -161,3 +161,36 @@ def test_given_discover_then_updated_at_streams_incremental_and_children_full_re
         "learning_path_enrollments",
     ):
         assert modes[name] == ["full_refresh"]
+
+
+def test_given_incremental_courses_and_their_enrollments_when_read_then_one_unfiltered_listing_filtered_on_client(http):
+    from airbyte_cdk.models import ConfiguredAirbyteCatalog
+    from airbyte_cdk.test.catalog_builder import CatalogBuilder
+    from airbyte_cdk.test.entrypoint_wrapper import read
+
+    from source_northpass_lms import SourceNorthpassLms
+
+    old = {"id": "course-1", "type": "courses", "attributes": {"name": "Old", "updated_at": "2020-01-01T00:00:00Z"}}
+    new = {"id": "course-2", "type": "courses", "attributes": {"name": "New", "updated_at": "2025-01-01T00:00:00Z"}}
+    http.get(f"{API}/courses", json=jsonapi_page([old, new]))
+    http.get(f"{API}/courses/course-1/enrollments", json=jsonapi_page([{"id": "e1", "type": "enrollments"}]))
+    http.get(f"{API}/courses/course-2/enrollments", json=jsonapi_page([{"id": "e2", "type": "enrollments"}]))
+    catalog: ConfiguredAirbyteCatalog = (
+        CatalogBuilder()
+        .with_stream("courses", SyncMode.incremental)
+        .with_stream("course_enrollments", SyncMode.full_refresh)
+        .build()
+    )
+    state = StateBuilder().with_stream_state("courses", {"updated_at": "2024-01-01T00:00:00Z"}).build()
+    config = make_config()
+
+    output = read(SourceNorthpassLms(catalog, config, state), config, catalog, state)
+
+    course_requests = [r for r in http.request_history if r.path == "/v2/courses"]
+    assert len(course_requests) == 1 and "filter" not in course_requests[0].url  # children need every course
+    assert [r["id"] for r in records_of(output, "courses")] == ["course-2"]
+    assert sorted(r["course_id"] for r in records_of(output, "course_enrollments")) == ["course-1", "course-2"]
+    states = {
+        m.state.stream.stream_descriptor.name: m.state.stream.stream_state.__dict__ for m in output.state_messages
+    }
+    assert states["courses"] == {"updated_at": "2025-01-01T00:00:00Z"}
