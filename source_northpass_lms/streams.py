@@ -215,21 +215,24 @@ class NorthpassStream(HttpStream, ABC):
         """
         with self._listing_lock:
             if self._listing_ids is None:
-                records = list(self.read_pages(None, {}))
-                self._listing_ids = [record["id"] for record in records]
+                records = self._list_all()
                 self._listing = records if self.share_listing else None
-            return self._listing_ids
+            return self._listing_ids  # type: ignore[return-value]  # set by _list_all
 
     def _take_listing(self) -> List[Mapping[str, Any]]:
         """This stream's records from the one fetch it shares with its children; handed over once."""
         with self._listing_lock:
             if self._listing_ids is None:
-                records = list(self.read_pages(None, {}))
-                self._listing_ids = [record["id"] for record in records]
-                return records
+                return self._list_all()
             kept, self._listing = self._listing, None
         # Read a second time (the records were already handed over): fetch again rather than emit nothing.
         return kept if kept is not None else list(self.read_pages(None, {}))
+
+    def _list_all(self) -> List[Mapping[str, Any]]:
+        """The whole list, unfiltered; its ids are kept for the child streams. Called under the listing lock."""
+        records = list(self.read_pages(None, {}))
+        self._listing_ids = [record["id"] for record in records]
+        return records
 
     def read_pages(
         self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
