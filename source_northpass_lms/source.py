@@ -42,14 +42,14 @@ logger = logging.getLogger("airbyte")
 
 
 class SourceNorthpassLms(ConcurrentSourceAdapter):
-    message_repository = InMemoryMessageRepository()
-
     def __init__(
         self,
         catalog: Optional[ConfiguredAirbyteCatalog] = None,
         config: Optional[Mapping[str, Any]] = None,
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> None:
+        # One per source, not per class: a message queued by one sync must never surface in another's output.
+        self._message_repository = InMemoryMessageRepository()
         workers = _num_workers(config)
         # Partition generators (people, courses, the parent listing of child streams) each hold a worker
         # while they page; at least one worker is always left for reading child collections.
@@ -65,6 +65,10 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
     def raise_exception_on_missing_stream(self) -> bool:
         # The CDK's default silently marks a stream this source does not have INCOMPLETE and exits 0.
         return True
+
+    @property
+    def message_repository(self) -> InMemoryMessageRepository:
+        return self._message_repository
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() reports repr(message), quotes included; ours are sentences meant to be read.
