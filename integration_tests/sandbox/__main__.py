@@ -45,15 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _data_kwargs(args: argparse.Namespace) -> dict[str, int]:
+    """The dataset options shared by `serve` and `dump`."""
+    names = ("seed", "people", "courses", "groups", "learning_paths", "categories", "quizzes")
+    return {name: getattr(args, name) for name in names}
+
+
 def serve(args: argparse.Namespace) -> int:
     options = SandboxOptions(
-        seed=args.seed,
-        people=args.people,
-        courses=args.courses,
-        groups=args.groups,
-        learning_paths=args.learning_paths,
-        categories=args.categories,
-        quizzes=args.quizzes,
+        **_data_kwargs(args),
         api_key=args.api_key,
         requests_per_second=args.rps if args.rps > 0 else None,
         latency_ms=args.latency_ms,
@@ -79,15 +79,7 @@ def serve(args: argparse.Namespace) -> int:
 
 
 def dump(args: argparse.Namespace) -> int:
-    dataset = generate_dataset(
-        seed=args.seed,
-        people=args.people,
-        courses=args.courses,
-        groups=args.groups,
-        learning_paths=args.learning_paths,
-        categories=args.categories,
-        quizzes=args.quizzes,
-    )
+    dataset = generate_dataset(**_data_kwargs(args))
     out = {s: dataset.expected_records(s) for s in ALL_STREAMS}
     json.dump(out, sys.stdout, ensure_ascii=False)
     sys.stdout.write("\n")
