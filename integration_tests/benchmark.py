@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import multiprocessing
 import os
 import statistics
@@ -26,16 +25,21 @@ import subprocess
 import tempfile
 import time
 import urllib.request
-from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Tuple
 
-from integration_tests.harness import CONNECTOR, SandboxProcess, requests_per_stream, run_sync
-from integration_tests.sandbox.data import CHILD_STREAMS
+from integration_tests.harness import (
+    CONNECTOR,
+    SandboxProcess,
+    cli_message,
+    request_floor,
+    requests_per_stream,
+    run_sync,
+    with_parents,
+)
 
-PAGE_SIZE = 100  # the connector's default page size, the largest the API serves
 RATE_LIMIT = 10  # requests per second, the API's documented limit and the sandbox's
 SMALL = (2_000, 40)
 LARGE = (20_000, 200)
@@ -191,50 +195,16 @@ def cpu_run(people: int, extra: Dict[str, Any]) -> Tuple[float, float, int]:
 def expected_counts(base_url: str, streams: Sequence[str]) -> Tuple[Dict[str, int], Dict[str, int]]:
     """Records per stream the sandbox serves, and the request floor per stream."""
     expected: Dict[str, List[Dict[str, Any]]] = {}
-    for name in _with_parents(streams):
+    for name in with_parents(streams):
         with urllib.request.urlopen(f"{base_url}/_sandbox/expected?stream={name}", timeout=120) as response:
             expected[name] = json.loads(response.read())[name]
     return {name: len(records) for name, records in expected.items()}, request_floor(streams, expected)
 
 
-def request_floor(streams: Sequence[str], expected: Dict[str, List[Dict[str, Any]]]) -> Dict[str, int]:
-    """Fewest requests per stream (by API path) with full pages: top-level lists, then one collection per parent."""
-    floors: Dict[str, int] = {}
-    for name in _with_parents(streams):
-        if name in CHILD_STREAMS:
-            parent, parent_key = CHILD_STREAMS[name]
-            per_parent = Counter(record[parent_key] for record in expected[name])
-            floors[name] = sum(_pages(per_parent[p["id"]]) for p in expected[parent])
-        else:
-            floors[name] = _pages(len(expected[name]))  # a parent list is read once, however many children use it
-    return floors
-
-
-def _pages(n: int) -> int:
-    return max(1, math.ceil(n / PAGE_SIZE))  # an empty collection still costs the one request that says so (404)
-
-
-def _with_parents(streams: Sequence[str]) -> List[str]:
-    """The streams plus the parent lists their children need, each once."""
-    needed = list(streams)
-    for name in streams:
-        if name in CHILD_STREAMS and CHILD_STREAMS[name][0] not in needed:
-            needed.append(CHILD_STREAMS[name][0])
-    return needed
-
-
 def discover(config: Dict[str, Any], workdir: Path) -> List[str]:
     (workdir / "discover-config.json").write_text(json.dumps(config))
-    done = subprocess.run(
-        [str(CONNECTOR), "discover", "--config", str(workdir / "discover-config.json")],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    for line in done.stdout.splitlines():
-        if line.startswith("{") and json.loads(line).get("type") == "CATALOG":
-            return [stream["name"] for stream in json.loads(line)["catalog"]["streams"]]
-    raise SystemExit(f"discover failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+    catalog = cli_message("CATALOG", "discover", "--config", str(workdir / "discover-config.json"))["catalog"]
+    return [stream["name"] for stream in catalog["streams"]]
 
 
 def startup_time(samples: int = 3) -> Tuple[float, float]:

@@ -4,11 +4,10 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import tempfile
 from pathlib import Path
 
-from integration_tests.harness import CONNECTOR, ROOT, SandboxProcess, requests_per_stream, run_sync
+from integration_tests.harness import ROOT, SandboxProcess, cli_message, requests_per_stream, run_sync
 
 
 def main() -> int:
@@ -26,11 +25,11 @@ def main() -> int:
         config_path = Path(tmp) / "config.json"
         config_path.write_text(json.dumps(config))
 
-        spec = _cli("spec")
+        spec = cli_message("SPEC", "spec")
         print(f"spec:     {len(spec['spec']['connectionSpecification']['properties'])} config fields")
-        check = _cli("check", "--config", str(config_path))["connectionStatus"]
+        check = cli_message("CONNECTION_STATUS", "check", "--config", str(config_path))["connectionStatus"]
         print(f"check:    {check['status']}")
-        catalog = _cli("discover", "--config", str(config_path))["catalog"]
+        catalog = cli_message("CATALOG", "discover", "--config", str(config_path))["catalog"]
         streams = [s["name"] for s in catalog["streams"]]
         print(f"discover: {len(streams)} streams: {', '.join(streams)}")
 
@@ -52,15 +51,6 @@ def main() -> int:
     for error in result.errors:
         print(f"ERROR: {error}")
     return 0 if result.returncode == 0 and not result.errors else 1
-
-
-def _cli(*args: str) -> dict:
-    done = subprocess.run([str(CONNECTOR), *args], capture_output=True, text=True, check=False)
-    kinds = {"spec": "SPEC", "check": "CONNECTION_STATUS", "discover": "CATALOG"}
-    for line in done.stdout.splitlines():
-        if line.startswith("{") and json.loads(line).get("type") == kinds[args[0]]:
-            return json.loads(line)
-    raise SystemExit(f"{args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
 
 
 if __name__ == "__main__":

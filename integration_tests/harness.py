@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import signal
 import subprocess
 import sys
 import time
 import urllib.request
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+
+from integration_tests.sandbox.data import CHILD_STREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
+PAGE_SIZE = 100  # the connector's default page size, the largest the API serves
 PARENT_SINGULAR = {"courses": "course", "groups": "group", "learning-paths": "learning_path"}
 
 
@@ -156,3 +161,41 @@ def requests_per_stream(stats: Dict[str, Any]) -> Dict[str, int]:
         name = stream_of_path(template)
         counts[name] = counts.get(name, 0) + n
     return counts
+
+
+def cli_message(kind: str, *args: str) -> Dict[str, Any]:
+    """Run `source-northpass-lms <args>` and return its first message of type `kind` (SPEC, CATALOG, ...)."""
+    done = subprocess.run([str(CONNECTOR), *args], capture_output=True, text=True, check=False)
+    for message in _messages(done.stdout.splitlines()):
+        if message.get("type") == kind:
+            return message
+    raise SystemExit(f"{args[0]} failed:\n{done.stdout[-2000:]}\n{done.stderr[-2000:]}")
+
+
+def with_parents(streams: Sequence[str]) -> List[str]:
+    """The streams plus the parent lists their children need, each once."""
+    needed = list(streams)
+    for name in streams:
+        if name in CHILD_STREAMS and CHILD_STREAMS[name][0] not in needed:
+            needed.append(CHILD_STREAMS[name][0])
+    return needed
+
+
+def request_floor(streams: Sequence[str], expected: Mapping[str, List[Mapping[str, Any]]]) -> Dict[str, int]:
+    """Fewest requests per stream (by API path) with full pages: top-level lists, then one collection per parent.
+
+    `expected` holds the sandbox's records of every stream in `with_parents(streams)`.
+    """
+    floors: Dict[str, int] = {}
+    for name in with_parents(streams):
+        if name in CHILD_STREAMS:
+            parent, parent_key = CHILD_STREAMS[name]
+            per_parent = Counter(record[parent_key] for record in expected[name])
+            floors[name] = sum(_pages(per_parent[p["id"]]) for p in expected[parent])
+        else:
+            floors[name] = _pages(len(expected[name]))  # a parent list is read once, however many children use it
+    return floors
+
+
+def _pages(n: int) -> int:
+    return max(1, math.ceil(n / PAGE_SIZE))  # an empty collection still costs the one request that says so (404)

@@ -7,6 +7,7 @@ import math
 
 import pytest
 
+from integration_tests.harness import request_floor
 from integration_tests.sandbox import SandboxOptions, SandboxServer
 
 from .conftest import HERE, catalog_for, keyed, run_cli
@@ -36,16 +37,7 @@ def test_given_sandbox_account_when_cli_reads_core_streams_then_every_record_exa
         expected = keyed(sandbox.expected_records(stream), key)
         assert got == expected, f"{stream}: {len(got)} records, expected {len(expected)}"
     stats = sandbox.stats()
-    enrollments_per_course = {}
-    for record in sandbox.expected_records("course_enrollments"):
-        enrollments_per_course[record["course_id"]] = enrollments_per_course.get(record["course_id"], 0) + 1
-    floor = (
-        math.ceil(2000 / 100)
-        + 1
-        + sum(
-            max(1, math.ceil(enrollments_per_course.get(c["id"], 0) / 100)) for c in sandbox.expected_records("courses")
-        )
-    )
+    floor = sum(request_floor(list(CORE_STREAMS), {s: sandbox.expected_records(s) for s in CORE_STREAMS}).values())
     counts = {stream: len(run.records.get(stream, [])) for stream in CORE_STREAMS}
     print(
         f"\nrecords {counts}; requests {stats['requests']} (floor {floor}); 429s {stats['by_status'].get('429', 0)}; {run.seconds:.1f} s"
