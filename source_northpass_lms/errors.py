@@ -7,7 +7,7 @@ import math
 import random
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, Mapping, Optional, Union
+from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
 
 import orjson
@@ -64,6 +64,27 @@ def json_body(response: requests.Response) -> Any:
         cached = orjson.loads(response.content)
         response._northpass_json = cached  # type: ignore[attr-defined]
     return cached
+
+
+def jsonapi_list(response: requests.Response) -> Optional[List[Mapping[str, Any]]]:
+    """The resources of a JSON:API list answer, or None when the body is not one."""
+    try:
+        body = json_body(response)
+    except ValueError:
+        return None
+    data = body.get("data") if isinstance(body, Mapping) else None
+    if not isinstance(data, list) or not all(isinstance(resource, Mapping) for resource in data):
+        return None
+    return data
+
+
+def is_jsonapi_error(response: requests.Response) -> bool:
+    """Whether the body is a JSON:API error document: the API's 401/403/404, not a proxy's or another server's page."""
+    try:
+        body = json_body(response)
+    except ValueError:
+        return False
+    return isinstance(body, Mapping) and "errors" in body
 
 
 class NorthpassErrorHandler(HttpStatusErrorHandler):

@@ -17,12 +17,13 @@ from airbyte_cdk.sources.streams.concurrent.cursor import FinalStateCursor
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator
-from .config import DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
+from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import UpdatedAtCursor
-from .errors import KEY_REJECTED
+from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
+    ACCEPT_JSON,
     CONNECT_TIMEOUT_SECONDS,
     Categories,
     CourseActivities,
@@ -88,7 +89,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 url,
                 params={"limit": 1},
                 auth=ApiKeyAuthenticator(cfg.api_key, cfg.base_url),
-                headers={"Accept": "application/json"},
+                headers=ACCEPT_JSON,
                 timeout=(CONNECT_TIMEOUT_SECONDS, cfg.request_timeout_seconds),
                 allow_redirects=False,
             )
@@ -97,8 +98,17 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 False,
                 f"Could not reach the Northpass API at {cfg.base_url}: {type(exc).__name__}. Check base_url and the network.",
             )
-        if response.status_code in (200, 404):  # 404: an account with no people yet; the key was accepted
+        # The same rule as a read: a 200 must be a JSON:API list, a 404 (an account with no people yet) a JSON:API
+        # error. Anything else comes from another server, and a check that passes would only defer the failure.
+        if (response.status_code == 200 and jsonapi_list(response) is not None) or (
+            response.status_code == 404 and is_jsonapi_error(response)
+        ):
             return True, None
+        if response.status_code in (200, 404):
+            return False, (
+                f"{url} answered HTTP {response.status_code} with a body that is not a JSON:API document, so "
+                f"base_url does not point at the Northpass API. Check base_url (normally {DEFAULT_BASE_URL})."
+            )
         if response.status_code == 401:
             return False, KEY_REJECTED
         if response.status_code == 403:

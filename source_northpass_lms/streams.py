@@ -20,10 +20,19 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .auth import ApiKeyAuthenticator, origin
 from .config import NorthpassConfig
 from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
-from .errors import NorthpassBackoff, NorthpassErrorHandler, describe_last_answer, failure, json_body
+from .errors import (
+    NorthpassBackoff,
+    NorthpassErrorHandler,
+    describe_last_answer,
+    failure,
+    is_jsonapi_error,
+    json_body,
+    jsonapi_list,
+)
 from .progress import SyncProgress
 from .rate_limit import ahead_in_line
 
+ACCEPT_JSON = {"Accept": "application/json"}  # as the API's documentation asks
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
 # Attributes never copied into records: `invite_token` lets whoever holds it activate that person's account.
 DROPPED_ATTRIBUTES = frozenset({"invite_token"})
@@ -101,7 +110,7 @@ class NorthpassStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         next_page_token: Optional[Mapping[str, Any]] = None,
     ) -> Mapping[str, Any]:
-        return {"Accept": "application/json"}  # as the API's documentation asks
+        return ACCEPT_JSON
 
     def request_kwargs(
         self,
@@ -133,9 +142,8 @@ class NorthpassStream(HttpStream, ABC):
         if response.status_code in (403, 404):
             self._log_empty_answer(response, stream_slice)
             return
-        body = json_body(response)
-        data = body.get("data") if isinstance(body, Mapping) else None
-        if not isinstance(data, list) or not all(isinstance(resource, Mapping) for resource in data):
+        data = jsonapi_list(response)
+        if data is None:
             raise failure(
                 f"Stream {self.name}: {_endpoint(response.url)} answered 200 without a JSON:API list of resources.",
                 FailureType.system_error,
@@ -305,11 +313,7 @@ class NorthpassStream(HttpStream, ABC):
         return urlunsplit(parts._replace(query=urlencode(query)))
 
     def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
-        try:
-            is_api_error = isinstance(json_body(response), Mapping) and "errors" in json_body(response)
-        except ValueError:
-            is_api_error = False
-        if not is_api_error:
+        if not is_jsonapi_error(response):
             raise failure(
                 (
                     f"Stream {self.name}: {_endpoint(response.url)} answered HTTP {response.status_code} without a "

@@ -37,6 +37,19 @@ def test_given_account_with_no_people_when_check_then_succeeds(http):
     assert check(make_config()).status == Status.SUCCEEDED
 
 
+@pytest.mark.parametrize(
+    "status, answer",
+    [(200, {"text": "<html>Welcome</html>"}), (200, {"json": {"items": []}}), (404, {"text": "<h1>Not Found</h1>"})],
+)
+def test_given_base_url_of_another_server_when_check_then_fails_pointing_at_base_url(status, answer, http):
+    http.get(f"{API}/people", status_code=status, **answer)
+
+    result = check(make_config())
+
+    assert result.status == Status.FAILED
+    assert "not a JSON:API document" in result.message and "base_url" in result.message
+
+
 def test_given_rejected_key_when_check_then_fails_saying_to_generate_a_new_key_without_echoing_it(http):
     http.get(f"{API}/people", status_code=401, json=UNAUTHORIZED)
 
