@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Mapping, Optional, Tuple
@@ -36,8 +37,6 @@ def run_cli(
     timeout: float = 600,
 ) -> CliRun:
     """Run `source-northpass-lms <command>` as Airbyte does: files in, JSON lines out."""
-    import time
-
     args = [str(CONNECTOR), command]
     if command != "spec":
         (tmp_path / "config.json").write_text(json.dumps(config))

@@ -98,8 +98,7 @@ def _base_url(value: Any) -> str:
     path = parts.path.rstrip("/")
     if path.endswith("/v2"):
         path = path[: -len("/v2")]
-    netloc = parts.netloc
-    return f"{parts.scheme}://{netloc}{path}"
+    return f"{parts.scheme}://{parts.netloc}{path}"
 
 
 def _is_loopback(host: str) -> bool:
