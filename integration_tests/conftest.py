@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
 
 HERE = Path(__file__).parent
 CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
@@ -75,7 +75,7 @@ def without_nulls(record: Mapping[str, Any]) -> Dict[str, Any]:
     return {key: value for key, value in record.items() if value is not None}
 
 
-def keyed(records: List[Mapping[str, Any]], key: Tuple[str, ...]) -> Dict[Tuple[Any, ...], Dict[str, Any]]:
+def keyed(records: Sequence[Mapping[str, Any]], key: Tuple[str, ...]) -> Dict[Tuple[Any, ...], Dict[str, Any]]:
     out: Dict[Tuple[Any, ...], Dict[str, Any]] = {}
     for record in records:
         pk = tuple(record[k] for k in key)

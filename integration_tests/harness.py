@@ -181,7 +181,7 @@ def with_parents(streams: Sequence[str]) -> List[str]:
     return needed
 
 
-def request_floor(streams: Sequence[str], expected: Mapping[str, List[Mapping[str, Any]]]) -> Dict[str, int]:
+def request_floor(streams: Sequence[str], expected: Mapping[str, Sequence[Mapping[str, Any]]]) -> Dict[str, int]:
     """Fewest requests per stream (by API path) with full pages: top-level lists, then one collection per parent.
 
     `expected` holds the sandbox's records of every stream in `with_parents(streams)`.

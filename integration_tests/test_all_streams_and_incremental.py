@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import jsonschema
 import pytest
@@ -18,7 +19,7 @@ KEYS = PRIMARY_KEYS
 FAST = {"api_key": "sandbox-key", "requests_per_second": 500, "page_size": 50}
 
 
-def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_path):
+def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_path: Path) -> None:
     options = SandboxOptions(seed=7, people=600, courses=15, requests_per_second=None)
     with SandboxServer(options) as sandbox:
         run = run_cli("read", tmp_path, {**FAST, "base_url": sandbox.base_url}, catalog_for(*KEYS))
@@ -44,7 +45,7 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
             validator.validate(record)
 
 
-def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_stream(tmp_path):
+def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_stream(tmp_path: Path) -> None:
     options = SandboxOptions(seed=7, people=50, courses=3, learning_paths=0, requests_per_second=None)
     with SandboxServer(options) as sandbox:
         run = run_cli(
@@ -67,8 +68,8 @@ def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_str
 
 @pytest.mark.parametrize("filter_mode", ["honour", "ignore"])
 def test_given_data_changed_between_syncs_when_second_incremental_sync_then_every_change_delivered(
-    filter_mode, tmp_path
-):
+    filter_mode: str, tmp_path: Path
+) -> None:
     options = SandboxOptions(seed=11, people=700, courses=12, requests_per_second=None, filter_mode=filter_mode)
     with SandboxServer(options) as sandbox:
         config = {**FAST, "base_url": sandbox.base_url}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Dict, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 from airbyte_cdk.models import AirbyteMessageSerializer, Type
@@ -39,7 +39,7 @@ BAD_CONFIGS: List[Tuple[Dict[str, Any], str]] = [
 
 
 @pytest.fixture(scope="module")
-def sb():
+def sb() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxOptions(seed=3, people=120, courses=3, requests_per_second=None, api_key=KEY)) as server:
         yield server
 
@@ -71,7 +71,9 @@ def run_entrypoint(command: str, tmp_path: Path, config: Dict[str, Any]) -> List
 
 
 @pytest.mark.parametrize("overrides, field", BAD_CONFIGS, ids=[f"{f}={o[f]!r}" for o, f in BAD_CONFIGS])
-def test_given_bad_config_field_when_check_then_failed_status_naming_the_field(sb, tmp_path, overrides, field):
+def test_given_bad_config_field_when_check_then_failed_status_naming_the_field(
+    sb: SandboxServer, tmp_path: Path, overrides: Dict[str, Any], field: str
+) -> None:
     sb.reset_stats()
 
     messages = run_entrypoint("check", tmp_path, bad_config(sb, overrides))
@@ -83,7 +85,9 @@ def test_given_bad_config_field_when_check_then_failed_status_naming_the_field(s
 
 
 @pytest.mark.parametrize("overrides, field", BAD_CONFIGS, ids=[f"{f}={o[f]!r}" for o, f in BAD_CONFIGS])
-def test_given_bad_config_field_when_read_then_config_error_trace_naming_the_field(sb, tmp_path, overrides, field):
+def test_given_bad_config_field_when_read_then_config_error_trace_naming_the_field(
+    sb: SandboxServer, tmp_path: Path, overrides: Dict[str, Any], field: str
+) -> None:
     sb.reset_stats()
 
     messages = run_entrypoint("read", tmp_path, bad_config(sb, overrides))
@@ -95,7 +99,9 @@ def test_given_bad_config_field_when_read_then_config_error_trace_naming_the_fie
     assert sb.stats()["requests"] == 0
 
 
-def test_given_bad_config_when_cli_checks_then_failed_status_naming_the_field_and_exit_0(sb, tmp_path):
+def test_given_bad_config_when_cli_checks_then_failed_status_naming_the_field_and_exit_0(
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     run = run_cli("check", tmp_path, bad_config(sb, {"page_size": 500}))
 
     assert run.returncode == 0, run.stderr[-2000:]
@@ -104,8 +110,8 @@ def test_given_bad_config_when_cli_checks_then_failed_status_naming_the_field_an
 
 
 def test_given_bad_config_when_cli_reads_with_debug_then_config_error_trace_nonzero_exit_key_never_printed(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     run = run_cli(
         "read",
         tmp_path,
@@ -121,8 +127,8 @@ def test_given_bad_config_when_cli_reads_with_debug_then_config_error_trace_nonz
 
 
 def test_given_key_with_surrounding_whitespace_when_cli_reads_then_stripped_key_accepted_and_never_printed(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     raw = f"\t{KEY}  \n"
 
     run = run_cli("read", tmp_path, {**good_config(sb), "api_key": raw}, catalog_for("courses"), extra=("--debug",))
@@ -136,8 +142,8 @@ def test_given_key_with_surrounding_whitespace_when_cli_reads_then_stripped_key_
 
 
 def test_given_catalog_naming_an_unknown_stream_when_cli_reads_then_config_error_naming_it_and_others_read(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     run = run_cli("read", tmp_path, good_config(sb), catalog_for("courses", "lessons"))
 
     assert run.returncode != 0
@@ -164,7 +170,9 @@ STATE_FILES = {
 
 
 @pytest.mark.parametrize("kind", list(STATE_FILES))
-def test_given_unusable_state_file_when_read_then_config_error_saying_how_to_fix_not_a_traceback(sb, tmp_path, kind):
+def test_given_unusable_state_file_when_read_then_config_error_saying_how_to_fix_not_a_traceback(
+    sb: SandboxServer, tmp_path: Path, kind: str
+) -> None:
     text, problem = STATE_FILES[kind]
     (tmp_path / "state.json").write_text(text)
     (tmp_path / "config.json").write_text(json.dumps(good_config(sb)))
@@ -179,7 +187,9 @@ def test_given_unusable_state_file_when_read_then_config_error_saying_how_to_fix
     assert "run without --state to read every stream from the start" in (raised.value.message or "")
 
 
-def test_given_malformed_state_when_cli_reads_then_trace_on_stdout_and_nonzero_exit(sb, tmp_path):
+def test_given_malformed_state_when_cli_reads_then_trace_on_stdout_and_nonzero_exit(
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     (tmp_path / "state.json").write_text("{not json")
 
     run = run_cli(
@@ -193,7 +203,9 @@ def test_given_malformed_state_when_cli_reads_then_trace_on_stdout_and_nonzero_e
     assert "Traceback" not in run.stderr
 
 
-def test_given_protocol_valid_state_a_full_refresh_stream_does_not_understand_when_read_then_everything(sb, tmp_path):
+def test_given_protocol_valid_state_a_full_refresh_stream_does_not_understand_when_read_then_everything(
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     state = [{"type": "STREAM", "stream": {"stream_descriptor": {"name": "people"}, "stream_state": {"page": "??"}}}]
 
     run = run_cli("read", tmp_path, good_config(sb), catalog_for("people"), state=state)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
+from typing import Iterator
 
 import pytest
 
@@ -16,14 +18,14 @@ CORE_STREAMS = {"people": ("id",), "courses": ("id",), "course_enrollments": ("c
 
 
 @pytest.fixture(scope="module")
-def sandbox():
+def sandbox() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxOptions(seed=42, people=2000, courses=40, requests_per_second=10)) as sb:
         yield sb
 
 
 def test_given_sandbox_account_when_cli_reads_core_streams_then_every_record_exactly_once_with_no_429(
-    sandbox, tmp_path
-):
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     sandbox.reset_stats()
     config = {"api_key": "sandbox-key", "base_url": sandbox.base_url}
     catalog = json.loads((HERE / "configured_catalog.json").read_text())
@@ -47,7 +49,9 @@ def test_given_sandbox_account_when_cli_reads_core_streams_then_every_record_exa
     assert stats["requests"] <= math.ceil(floor * 1.05)
 
 
-def test_given_final_state_of_first_sync_when_cli_reads_again_then_everything_again(sandbox, tmp_path):
+def test_given_final_state_of_first_sync_when_cli_reads_again_then_everything_again(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
     config = {"api_key": "sandbox-key", "base_url": sandbox.base_url, "requests_per_second": 200}
     catalog = catalog_for("courses", "course_enrollments")
 
@@ -62,7 +66,7 @@ def test_given_final_state_of_first_sync_when_cli_reads_again_then_everything_ag
         assert len(second.records[stream]) == expected
 
 
-def test_given_spec_check_discover_when_run_then_protocol_messages(sandbox, tmp_path):
+def test_given_spec_check_discover_when_run_then_protocol_messages(sandbox: SandboxServer, tmp_path: Path) -> None:
     config = {"api_key": "sandbox-key", "base_url": sandbox.base_url}
 
     spec = run_cli("spec", tmp_path, config)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import math
 from collections import Counter
-from typing import Dict, List
+from typing import Dict, Iterator, List
 
 import pytest
 from airbyte_cdk.models import SyncMode
@@ -19,7 +19,7 @@ STREAMS = ("people", "courses", "course_enrollments")
 
 
 @pytest.fixture(scope="module")
-def sandbox():
+def sandbox() -> Iterator[SandboxServer]:
     # 500 people (5 pages), 150 courses (2 pages, so the shared listing pages too), no server-side limit.
     with SandboxServer(SandboxOptions(seed=7, people=500, courses=150, requests_per_second=None)) as sb:
         yield sb
@@ -41,7 +41,9 @@ def sync(sandbox: SandboxServer, num_workers: int) -> Dict[str, List[str]]:
     return records
 
 
-def test_given_eight_workers_when_read_then_exactly_the_records_of_one_worker_none_lost_or_doubled(sandbox):
+def test_given_eight_workers_when_read_then_exactly_the_records_of_one_worker_none_lost_or_doubled(
+    sandbox: SandboxServer,
+) -> None:
     one = sync(sandbox, num_workers=1)
     eight = sync(sandbox, num_workers=8)
 
@@ -52,8 +54,8 @@ def test_given_eight_workers_when_read_then_exactly_the_records_of_one_worker_no
 
 
 def test_given_courses_selected_with_their_enrollments_when_read_by_eight_workers_then_course_list_requested_once(
-    sandbox,
-):
+    sandbox: SandboxServer,
+) -> None:
     sandbox.reset_stats()
 
     sync(sandbox, num_workers=8)

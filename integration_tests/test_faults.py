@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import json
 import time
+from pathlib import Path
 from types import SimpleNamespace
-from typing import Any, Dict, List, Mapping, Optional
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import pytest
 from airbyte_cdk.models import SyncMode
@@ -31,7 +32,7 @@ STREAMS = {"people": ("id",), "courses": ("id",), "course_enrollments": ("course
 
 
 @pytest.fixture(scope="module")
-def sb():
+def sb() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxOptions(seed=7, people=300, courses=6, requests_per_second=None, api_key=KEY)) as server:
         yield server
 
@@ -79,7 +80,9 @@ def records(output: EntrypointOutput, stream: str) -> List[Dict[str, Any]]:
     return [dict(m.record.data) for m in output.records if m.record.stream == stream]
 
 
-def assert_every_record_once(sb: SandboxServer, got: Mapping[str, List[Mapping[str, Any]]], streams: List[str]) -> None:
+def assert_every_record_once(
+    sb: SandboxServer, got: Mapping[str, Sequence[Mapping[str, Any]]], streams: List[str]
+) -> None:
     for stream in streams:
         expected = keyed(sb.expected_records(stream), STREAMS[stream])
         assert keyed(list(got.get(stream, [])), STREAMS[stream]) == expected, stream
@@ -123,7 +126,9 @@ FAULT_KIND = {
 
 
 @pytest.mark.parametrize("fault", list(TRANSIENT))
-def test_given_transient_fault_when_source_reads_then_every_record_exactly_once(sb, short_waits, fault):
+def test_given_transient_fault_when_source_reads_then_every_record_exactly_once(
+    sb: SandboxServer, short_waits: List[float], fault: str
+) -> None:
     with_faults(sb, TRANSIENT[fault])
 
     output = read_source(config(sb), list(STREAMS))
@@ -134,7 +139,9 @@ def test_given_transient_fault_when_source_reads_then_every_record_exactly_once(
     assert injected > 0 and len(short_waits) >= injected
 
 
-def test_given_5xx_faults_when_read_then_several_statuses_and_both_body_kinds_were_survived(sb, short_waits):
+def test_given_5xx_faults_when_read_then_several_statuses_and_both_body_kinds_were_survived(
+    sb: SandboxServer, short_waits: List[float]
+) -> None:
     with_faults(sb, FaultConfig(error_rate=0.4))
 
     output = read_source(config(sb), list(STREAMS))
@@ -145,7 +152,9 @@ def test_given_5xx_faults_when_read_then_several_statuses_and_both_body_kinds_we
     assert not output.errors
 
 
-def test_given_reads_stalling_past_the_timeout_when_read_then_abandoned_retried_and_every_record_once(sb, short_waits):
+def test_given_reads_stalling_past_the_timeout_when_read_then_abandoned_retried_and_every_record_once(
+    sb: SandboxServer, short_waits: List[float]
+) -> None:
     with_faults(sb, FaultConfig(slow_rate=0.3, slow_seconds=2))
     started = time.monotonic()
 
@@ -161,7 +170,9 @@ def test_given_reads_stalling_past_the_timeout_when_read_then_abandoned_retried_
 # ----------------------------------------------------------------------------- persistent and partial
 
 
-def test_given_body_that_stays_truncated_when_read_then_that_stream_fails_clearly_and_others_complete(sb, short_waits):
+def test_given_body_that_stays_truncated_when_read_then_that_stream_fails_clearly_and_others_complete(
+    sb: SandboxServer, short_waits: List[float]
+) -> None:
     with_faults(sb, FaultConfig(always_truncate_path="/v2/people"))
 
     output = read_source(config(sb, retry_budget_seconds=1), list(STREAMS))
@@ -174,7 +185,9 @@ def test_given_body_that_stays_truncated_when_read_then_that_stream_fails_clearl
     assert_every_record_once(sb, {s: records(output, s) for s in STREAMS}, ["courses", "course_enrollments"])
 
 
-def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_with_warning_and_the_rest(sb):
+def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_with_warning_and_the_rest(
+    sb: SandboxServer,
+) -> None:
     deleted = sb.dataset.course_ids_by_index[2]
     with_faults(sb, FaultConfig(delete_course_index=2))
 
@@ -191,8 +204,8 @@ def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_wi
 
 
 def test_given_endpoint_failing_past_the_retry_budget_when_read_then_error_names_endpoint_status_attempts(
-    sb, short_waits
-):
+    sb: SandboxServer, short_waits: List[float]
+) -> None:
     with_faults(sb, FaultConfig(error_rate=1.0, max_consecutive=10_000))
 
     output = read_source(config(sb, retry_budget_seconds=1), ["courses"])
@@ -207,8 +220,8 @@ def test_given_endpoint_failing_past_the_retry_budget_when_read_then_error_names
 
 
 def test_given_429_bursts_with_retry_after_when_cli_reads_then_each_retry_waits_the_header_and_nothing_lost(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(burst_429_every=6, burst_429_length=1, retry_after=1))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for("people", "courses"))
@@ -224,8 +237,8 @@ def test_given_429_bursts_with_retry_after_when_cli_reads_then_each_retry_waits_
 
 
 def test_given_plan_gated_endpoint_when_cli_reads_then_that_stream_skipped_with_warning_others_complete_exit_0(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(forbidden_paths=["/v2/people"]))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for(*STREAMS))
@@ -238,8 +251,8 @@ def test_given_plan_gated_endpoint_when_cli_reads_then_that_stream_skipped_with_
 
 
 def test_given_key_revoked_mid_sync_when_cli_reads_with_debug_then_config_error_to_replace_the_key_never_echoed(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(revoke_key_after=4))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for(*STREAMS), extra=("--debug",))
@@ -253,7 +266,9 @@ def test_given_key_revoked_mid_sync_when_cli_reads_with_debug_then_config_error_
     assert_key_never_printed(run)
 
 
-def test_given_next_link_loop_when_cli_reads_then_stream_fails_within_seconds_naming_the_endpoint(sb, tmp_path):
+def test_given_next_link_loop_when_cli_reads_then_stream_fails_within_seconds_naming_the_endpoint(
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(loop_next_path="/v2/people"))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for("people"), timeout=60)
@@ -264,7 +279,9 @@ def test_given_next_link_loop_when_cli_reads_then_stream_fails_within_seconds_na
     assert sb.stats()["by_path"]["/v2/people"] == 2
 
 
-def test_given_next_link_to_foreign_host_when_cli_reads_with_debug_then_refused_never_contacted_key_kept(sb, tmp_path):
+def test_given_next_link_to_foreign_host_when_cli_reads_with_debug_then_refused_never_contacted_key_kept(
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(foreign_next_path="/v2/people"))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for("people", "courses"), extra=("--debug",))
@@ -283,8 +300,8 @@ def test_given_next_link_to_foreign_host_when_cli_reads_with_debug_then_refused_
 
 
 def test_given_5xx_until_the_budget_runs_out_when_cli_reads_with_debug_then_clear_error_and_key_never_printed(
-    sb, tmp_path
-):
+    sb: SandboxServer, tmp_path: Path
+) -> None:
     with_faults(sb, FaultConfig(error_rate=1.0, max_consecutive=10_000))
 
     run = run_cli("read", tmp_path, config(sb, retry_budget_seconds=1), catalog_for("courses"), extra=("--debug",))

@@ -13,7 +13,7 @@ import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Dict
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -273,7 +273,7 @@ def _filtered(s: SandboxServer, stamp: str) -> Resp:
 
 
 def test_filter_honour_vs_ignore() -> None:
-    base = {"people": 300, "courses": 3, "requests_per_second": None}
+    base: Dict[str, Any] = {"people": 300, "courses": 3, "requests_per_second": None}
     with (
         SandboxServer(SandboxOptions(**base)) as honour,
         SandboxServer(SandboxOptions(**base, filter_mode="ignore")) as ignore,

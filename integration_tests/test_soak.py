@@ -7,7 +7,8 @@ to the pytest cache under `soak/figures`, so a CI run keeps them: `pytest -s -k 
 from __future__ import annotations
 
 import json
-from typing import Any, Dict
+from pathlib import Path
+from typing import Any, Dict, Iterator
 
 import pytest
 
@@ -22,15 +23,15 @@ SOAK_FAULTS = FaultConfig(**{**FaultConfig.soak(seed=11).to_dict(), "slow_rate":
 
 
 @pytest.fixture(scope="module")
-def sb():
+def sb() -> Iterator[SandboxServer]:
     options = SandboxOptions(seed=42, people=2000, courses=40, requests_per_second=None, faults=SOAK_FAULTS)
     with SandboxServer(options) as server:
         yield server
 
 
 def test_given_every_transient_fault_at_once_when_cli_reads_whole_sandbox_then_every_record_exactly_once(
-    sb, tmp_path, request
-):
+    sb: SandboxServer, tmp_path: Path, request: Any
+) -> None:
     config = {
         "api_key": sb.options.api_key,
         "base_url": sb.base_url,

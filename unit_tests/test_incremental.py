@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from typing import Any, Dict, List, Optional
 
+import requests_mock
 from airbyte_cdk.models import AirbyteStateMessage, AirbyteStreamStatus, SyncMode
+from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput
 from airbyte_cdk.test.state_builder import StateBuilder
 
 from .conftest import API, NOT_FOUND, jsonapi_page, make_config, person, records_of, run_read
@@ -14,7 +16,9 @@ def updated(index: int, updated_at: str) -> Dict[str, Any]:
     return person(index, updated_at=updated_at)
 
 
-def incremental(config: Dict[str, Any], state: Optional[List[AirbyteStateMessage]] = None, **kwargs: Any):
+def incremental(
+    config: Dict[str, Any], state: Optional[List[AirbyteStateMessage]] = None, **kwargs: Any
+) -> EntrypointOutput:
     return run_read(config, ["people"], state=state, sync_mode=SyncMode.incremental, **kwargs)
 
 
@@ -22,11 +26,13 @@ def people_state(updated_at: str) -> List[AirbyteStateMessage]:
     return StateBuilder().with_stream_state("people", {"updated_at": updated_at}).build()
 
 
-def final_state(output) -> Dict[str, Any]:
+def final_state(output: EntrypointOutput) -> Dict[str, Any]:
     return output.most_recent_state.stream_state.__dict__
 
 
-def test_given_no_state_when_incremental_read_then_everything_without_filter_and_state_is_largest_updated_at(http):
+def test_given_no_state_when_incremental_read_then_everything_without_filter_and_state_is_largest_updated_at(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(
         f"{API}/people",
         json=jsonapi_page(
@@ -46,7 +52,9 @@ def test_given_no_state_when_incremental_read_then_everything_without_filter_and
     assert final_state(output) == {"updated_at": "2024-05-01T07:00:00Z"}
 
 
-def test_given_state_when_server_honours_filter_then_filtered_sorted_request_and_log_says_so(http):
+def test_given_state_when_server_honours_filter_then_filtered_sorted_request_and_log_says_so(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(
         f"{API}/people", json=jsonapi_page([updated(4, "2024-05-01T07:00:00Z"), updated(5, "2024-06-01T00:00:00Z")])
     )
@@ -61,7 +69,9 @@ def test_given_state_when_server_honours_filter_then_filtered_sorted_request_and
     assert final_state(output) == {"updated_at": "2024-06-01T00:00:00Z"}
 
 
-def test_given_state_when_server_ignores_filter_then_client_filters_and_logs_it_once(http):
+def test_given_state_when_server_ignores_filter_then_client_filters_and_logs_it_once(
+    http: requests_mock.Mocker,
+) -> None:
     old = [updated(i, "2024-01-01T00:00:00Z") for i in range(1, 4)]
     http.get(f"{API}/people?limit=2", complete_qs=False, json=jsonapi_page(old[:2], f"{API}/people?page=2"))
     http.get(f"{API}/people?page=2", json=jsonapi_page([old[2], updated(9, "2024-07-01T00:00:00Z")]))
@@ -74,7 +84,9 @@ def test_given_state_when_server_ignores_filter_then_client_filters_and_logs_it_
     assert final_state(output) == {"updated_at": "2024-07-01T00:00:00Z"}
 
 
-def test_given_records_sharing_the_cursor_timestamp_across_a_page_boundary_then_all_arrive(http):
+def test_given_records_sharing_the_cursor_timestamp_across_a_page_boundary_then_all_arrive(
+    http: requests_mock.Mocker,
+) -> None:
     same = "2024-08-08T08:08:08Z"
     http.get(f"{API}/people?limit=2", json=jsonapi_page([updated(1, same), updated(2, same)], f"{API}/people?page=2"))
     http.get(f"{API}/people?page=2", json=jsonapi_page([updated(3, same)]))
@@ -87,7 +99,7 @@ def test_given_records_sharing_the_cursor_timestamp_across_a_page_boundary_then_
     assert [r["id"] for r in records_of(second, "people")] == ["person-0001", "person-0002", "person-0003"]
 
 
-def test_given_sync_failing_midway_when_read_then_previous_cursor_kept(http):
+def test_given_sync_failing_midway_when_read_then_previous_cursor_kept(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people?limit=2", json=jsonapi_page([updated(1, "2030-01-01T00:00:00Z")], f"{API}/people?page=2"))
     http.get(f"{API}/people?page=2", status_code=200, text='{"data": [')  # stays truncated: retries run out
 
@@ -104,7 +116,7 @@ def test_given_sync_failing_midway_when_read_then_previous_cursor_kept(http):
     ]
 
 
-def test_given_start_date_when_incremental_without_state_then_older_records_skipped(http):
+def test_given_start_date_when_incremental_without_state_then_older_records_skipped(http: requests_mock.Mocker) -> None:
     http.get(
         f"{API}/people", json=jsonapi_page([updated(1, "2023-12-31T23:59:59Z"), updated(2, "2024-01-01T00:00:00Z")])
     )
@@ -115,7 +127,7 @@ def test_given_start_date_when_incremental_without_state_then_older_records_skip
     assert http.last_request.qs["filter[updated_at][gteq]"] == ["2024-01-01t00:00:00z"]
 
 
-def test_given_start_date_when_full_refresh_then_ignored(http):
+def test_given_start_date_when_full_refresh_then_ignored(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", json=jsonapi_page([updated(1, "2023-12-31T23:59:59Z")]))
 
     output = run_read(make_config(start_date="2024-01-01"), ["people"])
@@ -124,7 +136,7 @@ def test_given_start_date_when_full_refresh_then_ignored(http):
     assert "filter" not in http.last_request.url
 
 
-def test_given_malformed_cursor_in_state_when_read_then_warning_and_whole_stream(http):
+def test_given_malformed_cursor_in_state_when_read_then_warning_and_whole_stream(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", json=jsonapi_page([updated(1, "2020-01-01T00:00:00Z")]))
 
     output = incremental(make_config(), people_state("not a date"))
@@ -133,7 +145,7 @@ def test_given_malformed_cursor_in_state_when_read_then_warning_and_whole_stream
     assert any("is not a timestamp" in m.log.message for m in output.logs)
 
 
-def test_given_empty_collection_when_incremental_then_previous_state_kept(http):
+def test_given_empty_collection_when_incremental_then_previous_state_kept(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", status_code=404, json=NOT_FOUND)
 
     output = incremental(make_config(), people_state("2024-01-01T00:00:00Z"))
@@ -142,7 +154,7 @@ def test_given_empty_collection_when_incremental_then_previous_state_kept(http):
     assert final_state(output) == {"updated_at": "2024-01-01T00:00:00Z"}
 
 
-def test_given_discover_then_updated_at_streams_incremental_and_children_full_refresh_only():
+def test_given_discover_then_updated_at_streams_incremental_and_children_full_refresh_only() -> None:
     import logging
 
     from source_northpass_lms import SourceNorthpassLms
@@ -163,7 +175,9 @@ def test_given_discover_then_updated_at_streams_incremental_and_children_full_re
         assert modes[name] == ["full_refresh"]
 
 
-def test_given_incremental_courses_and_their_enrollments_when_read_then_one_unfiltered_listing_filtered_on_client(http):
+def test_given_incremental_courses_and_their_enrollments_when_read_then_one_unfiltered_listing_filtered_on_client(
+    http: requests_mock.Mocker,
+) -> None:
     from airbyte_cdk.models import ConfiguredAirbyteCatalog
     from airbyte_cdk.test.catalog_builder import CatalogBuilder
     from airbyte_cdk.test.entrypoint_wrapper import read

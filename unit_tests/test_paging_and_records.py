@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+import requests_mock
 from airbyte_cdk.models import AirbyteStreamStatus
 
 from .conftest import (
@@ -20,11 +22,11 @@ from .conftest import (
 )
 
 
-def _query(request) -> dict:
+def _query(request: Any) -> dict:
     return {key: values[0] for key, values in parse_qs(urlsplit(request.url).query).items()}
 
 
-def test_given_two_pages_when_read_then_next_link_followed_with_limit_put_back(http):
+def test_given_two_pages_when_read_then_next_link_followed_with_limit_put_back(http: requests_mock.Mocker) -> None:
     http.get(
         f"{API}/people?limit=2", complete_qs=True, json=jsonapi_page([person(1), person(2)], f"{API}/people?page=2")
     )
@@ -38,7 +40,9 @@ def test_given_two_pages_when_read_then_next_link_followed_with_limit_put_back(h
     assert not output.errors
 
 
-def test_given_next_link_with_filters_when_followed_then_other_parameters_kept_and_limit_replaced(http):
+def test_given_next_link_with_filters_when_followed_then_other_parameters_kept_and_limit_replaced(
+    http: requests_mock.Mocker,
+) -> None:
     next_url = f"{API}/people?filter%5Bname%5D%5Bcont%5D=a&page=2&limit=10"
     http.get(f"{API}/people", json=jsonapi_page([person(2)]))
     http.get(f"{API}/people?limit=3", complete_qs=True, json=jsonapi_page([person(1)], next_url))
@@ -48,7 +52,9 @@ def test_given_next_link_with_filters_when_followed_then_other_parameters_kept_a
     assert _query(http.request_history[1]) == {"filter[name][cont]": "a", "page": "2", "limit": "3"}
 
 
-def test_given_last_page_exactly_full_when_read_then_stops_without_requesting_past_the_end(http):
+def test_given_last_page_exactly_full_when_read_then_stops_without_requesting_past_the_end(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(
         f"{API}/people?limit=2", complete_qs=True, json=jsonapi_page([person(1), person(2)], f"{API}/people?page=2")
     )
@@ -60,7 +66,9 @@ def test_given_last_page_exactly_full_when_read_then_stops_without_requesting_pa
     assert http.call_count == 2
 
 
-def test_given_empty_collection_answering_404_when_read_then_zero_records_and_stream_complete(http):
+def test_given_empty_collection_answering_404_when_read_then_zero_records_and_stream_complete(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", status_code=404, json=NOT_FOUND)
 
     output = run_read(make_config(), ["people"])
@@ -70,7 +78,9 @@ def test_given_empty_collection_answering_404_when_read_then_zero_records_and_st
     assert output.get_stream_statuses("people")[-1] == AirbyteStreamStatus.COMPLETE
 
 
-def test_given_404_that_is_not_a_jsonapi_error_when_read_then_fails_pointing_at_base_url(http):
+def test_given_404_that_is_not_a_jsonapi_error_when_read_then_fails_pointing_at_base_url(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", status_code=404, text="<html>Not Found</html>")
 
     output = run_read(make_config(), ["people"], expecting_exception=True)
@@ -82,7 +92,9 @@ def test_given_404_that_is_not_a_jsonapi_error_when_read_then_fails_pointing_at_
     assert error.failure_type.value == "config_error"
 
 
-def test_given_jsonapi_resource_when_read_then_attributes_flattened_and_invite_token_dropped(http):
+def test_given_jsonapi_resource_when_read_then_attributes_flattened_and_invite_token_dropped(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(7, sso_uid=None, first_name="Zoë 🚀")]))
 
     (record,) = records_of(run_read(make_config(), ["people"]), "people")
@@ -100,7 +112,9 @@ def test_given_jsonapi_resource_when_read_then_attributes_flattened_and_invite_t
     assert record.get("sso_uid") is None  # the CDK's message serializer omits null values
 
 
-def test_given_enrollments_without_course_id_when_read_then_course_id_taken_from_parent(http):
+def test_given_enrollments_without_course_id_when_read_then_course_id_taken_from_parent(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2)]))
     http.get(f"{API}/courses/course-1/enrollments", json=jsonapi_page([enrollment(1), enrollment(2)]))
     # The same enrollment id under another course: ids are unique only within their course.
@@ -115,7 +129,7 @@ def test_given_enrollments_without_course_id_when_read_then_course_id_taken_from
     ]
 
 
-def test_given_course_with_no_enrollments_when_read_then_other_courses_still_read(http):
+def test_given_course_with_no_enrollments_when_read_then_other_courses_still_read(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2)]))
     http.get(f"{API}/courses/course-1/enrollments", status_code=404, json=NOT_FOUND)
     http.get(f"{API}/courses/course-2/enrollments", json=jsonapi_page([enrollment(1)]))
@@ -128,7 +142,7 @@ def test_given_course_with_no_enrollments_when_read_then_other_courses_still_rea
     assert not output.errors
 
 
-def test_given_courses_and_enrollments_selected_when_read_then_courses_listed_once(http):
+def test_given_courses_and_enrollments_selected_when_read_then_courses_listed_once(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2)]))
     http.get(f"{API}/courses/course-1/enrollments", json=jsonapi_page([enrollment(1)]))
     http.get(f"{API}/courses/course-2/enrollments", json=jsonapi_page([enrollment(2)]))
@@ -140,7 +154,9 @@ def test_given_courses_and_enrollments_selected_when_read_then_courses_listed_on
     assert sum(1 for r in http.request_history if urlsplit(r.url).path == "/v2/courses") == 1
 
 
-def test_given_final_state_of_a_full_refresh_when_read_again_then_every_record_returned(http):
+def test_given_final_state_of_a_full_refresh_when_read_again_then_every_record_returned(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(
         f"{API}/people?limit=2", complete_qs=True, json=jsonapi_page([person(1), person(2)], f"{API}/people?page=2")
     )
@@ -151,7 +167,7 @@ def test_given_final_state_of_a_full_refresh_when_read_again_then_every_record_r
     config = make_config(page_size=2)
 
     first = run_read(config, streams)
-    final_states = [m.state for m in first.state_messages]
+    final_states = [m.state for m in first.state_messages if m.state is not None]
     second = run_read(config, streams, state=final_states)
 
     assert final_states, "a full refresh must still end each stream with a state message"

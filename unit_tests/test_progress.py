@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import requests_mock
 from airbyte_cdk.sources.message import InMemoryMessageRepository
 
 from source_northpass_lms.progress import SyncProgress
@@ -17,7 +18,7 @@ class FakeClock:
         return self.now
 
 
-def test_given_pages_within_the_interval_then_silent_and_after_it_one_report_per_active_stream():
+def test_given_pages_within_the_interval_then_silent_and_after_it_one_report_per_active_stream() -> None:
     repository, clock, requests = InMemoryMessageRepository(), FakeClock(), [0]
     progress = SyncProgress(repository, lambda: requests[0], interval=30, clock=clock)
 
@@ -42,7 +43,7 @@ def test_given_pages_within_the_interval_then_silent_and_after_it_one_report_per
     assert "course_enrollments: 50 records, 2 pages so far" in message.log.message
 
 
-def test_given_a_sync_shorter_than_the_interval_then_no_progress_lines(http):
+def test_given_a_sync_shorter_than_the_interval_then_no_progress_lines(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)]))
 
     output = run_read(make_config(), ["people"])

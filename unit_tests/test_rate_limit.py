@@ -64,7 +64,7 @@ def most_in_any_window(stamps: List[float], window: float) -> int:
     return most
 
 
-def test_given_many_threads_when_they_all_call_then_never_more_than_n_calls_in_any_one_second_window():
+def test_given_many_threads_when_they_all_call_then_never_more_than_n_calls_in_any_one_second_window() -> None:
     clock = VirtualClock()
     budget = SlidingWindowBudget(10, clock=clock, sleep=clock.sleep)
     stamps: List[float] = []
@@ -88,13 +88,13 @@ def test_given_many_threads_when_they_all_call_then_never_more_than_n_calls_in_a
     assert clock.now <= (400 / 10) * budget.window
 
 
-def test_given_fractional_rate_when_calls_then_window_stretched_to_keep_the_average():
+def test_given_fractional_rate_when_calls_then_window_stretched_to_keep_the_average() -> None:
     budget = SlidingWindowBudget(2.5, margin_seconds=0)
 
     assert (budget.calls, budget.window) == (2, 0.8)
 
 
-def test_given_full_window_and_waiting_callers_when_a_caller_ahead_in_line_arrives_then_it_gets_the_next_call():
+def test_given_full_window_and_waiting_callers_when_a_caller_ahead_in_line_arrives_then_it_gets_the_next_call() -> None:
     clock = VirtualClock()
     budget = SlidingWindowBudget(1, margin_seconds=0, clock=clock, sleep=clock.sleep)
     budget.acquire_call(None)  # the window is full until t = 1
@@ -123,7 +123,7 @@ def test_given_full_window_and_waiting_callers_when_a_caller_ahead_in_line_arriv
     assert 3.0 <= clock.now < 3.001
 
 
-def test_given_lane_set_in_a_block_when_block_ends_then_previous_lane_restored():
+def test_given_lane_set_in_a_block_when_block_ends_then_previous_lane_restored() -> None:
     clock = VirtualClock()
     budget = SlidingWindowBudget(1, margin_seconds=0, clock=clock, sleep=clock.sleep)
 

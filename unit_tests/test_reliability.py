@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
+import requests_mock
 from airbyte_cdk.models import AirbyteStreamStatus
 from airbyte_cdk.sources.streams.http import rate_limiting
 
@@ -62,7 +63,9 @@ def _statuses(output: Any, stream: str) -> List[AirbyteStreamStatus]:
 # ----------------------------------------------------------------------------------------------- 429
 
 
-def test_given_429_with_retry_after_when_read_then_waits_at_least_the_header_and_gets_every_record(http, sleeps):
+def test_given_429_with_retry_after_when_read_then_waits_at_least_the_header_and_gets_every_record(
+    http: requests_mock.Mocker, sleeps: List[float]
+) -> None:
     http.get(
         f"{API}/people",
         [{"status_code": 429, "headers": {"Retry-After": "7"}, "json": {"errors": []}}, _page(person(1), person(2))],
@@ -75,13 +78,13 @@ def test_given_429_with_retry_after_when_read_then_waits_at_least_the_header_and
     assert not output.errors
 
 
-def test_given_retry_after_as_http_date_when_parsed_then_seconds_until_it():
+def test_given_retry_after_as_http_date_when_parsed_then_seconds_until_it() -> None:
     assert parse_retry_after("Wed, 21 Oct 2015 07:28:00 GMT") == 0.0  # in the past: retry now
     assert parse_retry_after("3") == 3.0
     assert parse_retry_after("soon") is None
 
 
-def test_given_retry_after_longer_than_the_retry_budget_when_backing_off_then_wait_capped_at_the_budget():
+def test_given_retry_after_longer_than_the_retry_budget_when_backing_off_then_wait_capped_at_the_budget() -> None:
     response = requests.Response()
     response.status_code = 429
     response.headers["Retry-After"] = "86400"
@@ -90,8 +93,8 @@ def test_given_retry_after_longer_than_the_retry_budget_when_backing_off_then_wa
 
 
 def test_given_429_burst_without_retry_after_when_read_then_backs_off_exponentially_and_never_gives_up_early(
-    http, sleeps
-):
+    http: requests_mock.Mocker, sleeps: List[float]
+) -> None:
     http.get(f"{API}/people", [{"status_code": 429, "json": {"errors": []}}] * 6 + [_page(person(1))])
 
     output = run_read(make_config(retry_budget_seconds=60, backoff_base_seconds=0.5), ["people"])
@@ -105,12 +108,12 @@ def test_given_429_burst_without_retry_after_when_read_then_backs_off_exponentia
         assert step / 2 <= wait <= step, (attempt, wait)
 
 
-def test_given_many_attempts_when_backing_off_then_each_step_capped_and_jittered():
+def test_given_many_attempts_when_backing_off_then_each_step_capped_and_jittered() -> None:
     backoff = NorthpassBackoff(1.0, max_wait_seconds=600, rng=random.Random(3))
     waits = [backoff.backoff_time(None, attempt) for attempt in range(1, 12)]
 
     assert all(w is not None and w <= MAX_BACKOFF_SECONDS for w in waits)
-    assert waits[-1] >= MAX_BACKOFF_SECONDS / 2
+    assert (waits[-1] or 0) >= MAX_BACKOFF_SECONDS / 2
     assert len({round(w or 0, 6) for w in waits[:3]}) == 3
 
 
@@ -120,8 +123,8 @@ def test_given_many_attempts_when_backing_off_then_each_step_capped_and_jittered
 @pytest.mark.parametrize("status", [500, 502, 503, 504, 408])
 @pytest.mark.parametrize("body", ["html", "empty"])
 def test_given_server_error_with_html_or_empty_body_when_read_then_retried_and_every_record_read(
-    http, sleeps, status, body
-):
+    http: requests_mock.Mocker, sleeps: List[float], status: int, body: str
+) -> None:
     failing: Dict[str, Any] = {"status_code": status}
     if body == "html":
         failing.update(text=HTML_502, headers={"Content-Type": "text/html"})
@@ -151,7 +154,9 @@ def test_given_server_error_with_html_or_empty_body_when_read_then_retried_and_e
     ],
     ids=["refused", "reset", "cut-off", "read-stall", "connect-stall"],
 )
-def test_given_network_failure_when_read_then_retried_and_every_record_read(http, sleeps, failure):
+def test_given_network_failure_when_read_then_retried_and_every_record_read(
+    http: requests_mock.Mocker, sleeps: List[float], failure: Exception
+) -> None:
     http.get(f"{API}/people", [{"exc": failure}, {"exc": failure}, _page(person(1), person(2))])
 
     output = run_read(make_config(), ["people"])
@@ -161,7 +166,7 @@ def test_given_network_failure_when_read_then_retried_and_every_record_read(http
     assert not output.errors
 
 
-def test_given_request_timeout_setting_when_read_then_every_request_carries_it(http):
+def test_given_request_timeout_setting_when_read_then_every_request_carries_it(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)]))
     seen: List[Any] = []
     original = requests.Session.send
@@ -180,7 +185,9 @@ def test_given_request_timeout_setting_when_read_then_every_request_carries_it(h
 # ------------------------------------------------------------------------------------ truncated 200
 
 
-def test_given_truncated_200_once_when_read_then_same_page_retried_and_every_record_read(http, sleeps):
+def test_given_truncated_200_once_when_read_then_same_page_retried_and_every_record_read(
+    http: requests_mock.Mocker, sleeps: List[float]
+) -> None:
     full = jsonapi_page([person(1), person(2)])
     http.get(f"{API}/people", [{"text": '{"data": [{"id": "person-0001", "ty'}, {"json": full}])
 
@@ -191,10 +198,15 @@ def test_given_truncated_200_once_when_read_then_same_page_retried_and_every_rec
 
 
 def test_given_body_that_stays_truncated_when_read_then_stream_fails_naming_endpoint_never_zero_records_success(
-    http, monkeypatch
-):
+    http: requests_mock.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     waits: List[float] = []
-    monkeypatch.setattr(rate_limiting, "time", SimpleNamespace(sleep=lambda s: waits.append(s) or _nap()))
+
+    def wait(seconds: float) -> None:
+        waits.append(seconds)
+        _nap()
+
+    monkeypatch.setattr(rate_limiting, "time", SimpleNamespace(sleep=wait))
     http.get(f"{API}/people", text='{"data": [{"id": "person-0001", "ty')
     http.get(f"{API}/courses", json=jsonapi_page([course(1)]))
 
@@ -222,8 +234,8 @@ def _nap() -> None:
 
 
 def test_given_endpoint_failing_past_the_retry_budget_when_read_then_error_says_endpoint_status_and_attempts(
-    http, monkeypatch
-):
+    http: requests_mock.Mocker, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setattr(rate_limiting, "time", SimpleNamespace(sleep=lambda s: _nap()))
     http.get(f"{API}/people", status_code=503, text="<html>503 Service Unavailable</html>")
 
@@ -237,7 +249,9 @@ def test_given_endpoint_failing_past_the_retry_budget_when_read_then_error_says_
     assert "(retry budget 1 s); last answer: HTTP 503." in error.message
 
 
-def test_given_retry_budget_below_a_second_when_read_then_still_retried(http, sleeps):
+def test_given_retry_budget_below_a_second_when_read_then_still_retried(
+    http: requests_mock.Mocker, sleeps: List[float]
+) -> None:
     # The CDK keeps the budget in whole seconds; truncating 0.5 to 0 would silently disable retries.
     http.get(f"{API}/people", [{"status_code": 503, "text": ""}, _page(person(1))])
 
@@ -250,8 +264,8 @@ def test_given_retry_budget_below_a_second_when_read_then_still_retried(http, sl
 
 
 def test_given_course_deleted_after_listing_when_enrollments_read_then_zero_for_it_with_warning_and_sync_goes_on(
-    http,
-):
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2), course(3)]))
     http.get(f"{API}/courses/course-1/enrollments", json=jsonapi_page([enrollment(1)]))
     http.get(f"{API}/courses/course-2/enrollments", status_code=404, json=NOT_FOUND)
@@ -265,7 +279,9 @@ def test_given_course_deleted_after_listing_when_enrollments_read_then_zero_for_
     assert not output.errors
 
 
-def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_warning_and_others_complete(http):
+def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_warning_and_others_complete(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", status_code=403, json=FORBIDDEN)
     http.get(f"{API}/courses", json=jsonapi_page([course(1)]))
 
@@ -280,7 +296,9 @@ def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_war
 # --------------------------------------------------------------------------------- fail loudly
 
 
-def test_given_key_revoked_mid_sync_when_read_then_config_error_saying_to_replace_the_key(http):
+def test_given_key_revoked_mid_sync_when_read_then_config_error_saying_to_replace_the_key(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people?limit=1", complete_qs=True, json=jsonapi_page([person(1)], f"{API}/people?page=2"))
     http.get(f"{API}/people?page=2&limit=1", complete_qs=True, status_code=401, json=UNAUTHORIZED)
 
@@ -294,7 +312,9 @@ def test_given_key_revoked_mid_sync_when_read_then_config_error_saying_to_replac
     assert http.call_count == 2  # a 401 is not retried
 
 
-def test_given_next_link_looping_back_when_read_then_stream_fails_fast_naming_the_endpoint(http):
+def test_given_next_link_looping_back_when_read_then_stream_fails_fast_naming_the_endpoint(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people?limit=1", complete_qs=True, json=jsonapi_page([person(1)], f"{API}/people?page=2"))
     http.get(f"{API}/people?page=2&limit=1", complete_qs=True, json=jsonapi_page([person(2)], f"{API}/people?page=1"))
 
@@ -305,7 +325,9 @@ def test_given_next_link_looping_back_when_read_then_stream_fails_fast_naming_th
     assert http.call_count == 2
 
 
-def test_given_next_link_to_another_host_when_read_then_refused_and_nothing_sent_there(http):
+def test_given_next_link_to_another_host_when_read_then_refused_and_nothing_sent_there(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)], f"{FOREIGN}/v2/people?page=2"))
     foreign = http.get(f"{FOREIGN}/v2/people", json=jsonapi_page([person(2)]))
 
@@ -320,7 +342,9 @@ def test_given_next_link_to_another_host_when_read_then_refused_and_nothing_sent
 @pytest.mark.parametrize(
     "next_url", ["http://api.northpass.test/v2/people?page=2", "https://api.northpass.test:8443/v2/people?page=2"]
 )
-def test_given_next_link_to_another_scheme_or_port_when_read_then_refused(http, next_url):
+def test_given_next_link_to_another_scheme_or_port_when_read_then_refused(
+    http: requests_mock.Mocker, next_url: str
+) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)], next_url))
 
     output = run_read(make_config(), ["people"])
@@ -329,7 +353,9 @@ def test_given_next_link_to_another_scheme_or_port_when_read_then_refused(http, 
     assert http.call_count == 1
 
 
-def test_given_redirect_to_another_host_when_read_then_not_followed_and_the_key_stays_home(http):
+def test_given_redirect_to_another_host_when_read_then_not_followed_and_the_key_stays_home(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", status_code=302, headers={"Location": f"{FOREIGN}/steal"})
     foreign = http.get(f"{FOREIGN}/steal", json=jsonapi_page([person(1)]))
 

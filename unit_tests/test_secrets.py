@@ -8,6 +8,7 @@ from typing import Any, Dict, List
 
 import pytest
 import requests
+import requests_mock
 from airbyte_cdk.models import AirbyteMessageSerializer
 from airbyte_cdk.sources.streams.http import rate_limiting
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -32,7 +33,7 @@ def _prepared(url: str) -> requests.PreparedRequest:
         "https://api.northpass.com.evil.example/v2/people",
     ],
 )
-def test_given_request_to_another_origin_when_authenticated_then_refused_without_the_key(url):
+def test_given_request_to_another_origin_when_authenticated_then_refused_without_the_key(url: str) -> None:
     auth = ApiKeyAuthenticator(KEY, "https://api.northpass.com")
     request = _prepared(url)
 
@@ -44,7 +45,7 @@ def test_given_request_to_another_origin_when_authenticated_then_refused_without
     assert "only sent to the configured base_url's host" in (raised.value.message or "")
 
 
-def test_given_request_to_base_url_origin_when_authenticated_then_key_sent_in_x_api_key():
+def test_given_request_to_base_url_origin_when_authenticated_then_key_sent_in_x_api_key() -> None:
     auth = ApiKeyAuthenticator(KEY, "https://API.northpass.com:443")
 
     request = auth(_prepared("https://api.northpass.com/v2/people?page=2"))
@@ -52,7 +53,9 @@ def test_given_request_to_base_url_origin_when_authenticated_then_key_sent_in_x_
     assert request.headers["X-Api-Key"] == KEY
 
 
-def test_given_key_with_surrounding_whitespace_when_read_then_the_stripped_key_is_sent(http):
+def test_given_key_with_surrounding_whitespace_when_read_then_the_stripped_key_is_sent(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)]))
 
     run_read(make_config(api_key=f"  {KEY}\n"), ["people"])
@@ -80,7 +83,9 @@ SCENARIOS: Dict[str, List[Dict[str, Any]]] = {
 
 
 @pytest.mark.parametrize("scenario", list(SCENARIOS))
-def test_given_failing_sync_when_read_then_no_message_contains_the_key_in_any_form(http, monkeypatch, scenario):
+def test_given_failing_sync_when_read_then_no_message_contains_the_key_in_any_form(
+    http: requests_mock.Mocker, monkeypatch: pytest.MonkeyPatch, scenario: str
+) -> None:
     _no_sleep(monkeypatch)
     http.get(f"{API}/people", SCENARIOS[scenario])
     raw_key = f" {KEY}\t\n"
@@ -93,7 +98,9 @@ def test_given_failing_sync_when_read_then_no_message_contains_the_key_in_any_fo
     assert all(r.headers.get("X-Api-Key") == KEY for r in http.request_history)
 
 
-def test_given_successful_sync_when_read_then_state_and_records_never_contain_the_key(http):
+def test_given_successful_sync_when_read_then_state_and_records_never_contain_the_key(
+    http: requests_mock.Mocker,
+) -> None:
     http.get(f"{API}/people", json=jsonapi_page([person(1)]))
 
     output = run_read(make_config(api_key=KEY), ["people"])

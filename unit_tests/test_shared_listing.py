@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
+import requests_mock
 from airbyte_cdk.models import SyncMode
 
 from source_northpass_lms.auth import ApiKeyAuthenticator
@@ -14,18 +15,20 @@ from source_northpass_lms.streams import CourseEnrollments, Courses
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 
 
-def courses_requests(http) -> int:
+def courses_requests(http: requests_mock.Mocker) -> int:
     return sum(1 for r in http.request_history if urlsplit(r.url).path == "/v2/courses")
 
 
-def two_pages_of_courses(http) -> None:
+def two_pages_of_courses(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/courses?limit=100", complete_qs=True, json=jsonapi_page([course(1)], f"{API}/courses?page=2"))
     http.get(f"{API}/courses?page=2&limit=100", complete_qs=True, json=jsonapi_page([course(2)]))
     for index in (1, 2):
         http.get(f"{API}/courses/course-{index}/enrollments", json=jsonapi_page([enrollment(index)]))
 
 
-def test_given_only_enrollments_selected_when_read_then_courses_listed_once_and_not_emitted(http):
+def test_given_only_enrollments_selected_when_read_then_courses_listed_once_and_not_emitted(
+    http: requests_mock.Mocker,
+) -> None:
     two_pages_of_courses(http)
 
     output = run_read(make_config(), ["course_enrollments"])
@@ -35,7 +38,9 @@ def test_given_only_enrollments_selected_when_read_then_courses_listed_once_and_
     assert courses_requests(http) == 2  # two pages, each once
 
 
-def test_given_courses_and_enrollments_selected_when_read_then_both_pages_listed_once_for_both(http):
+def test_given_courses_and_enrollments_selected_when_read_then_both_pages_listed_once_for_both(
+    http: requests_mock.Mocker,
+) -> None:
     two_pages_of_courses(http)
 
     output = run_read(make_config(), ["courses", "course_enrollments"])
@@ -45,7 +50,9 @@ def test_given_courses_and_enrollments_selected_when_read_then_both_pages_listed
     assert courses_requests(http) == 2
 
 
-def test_given_shared_list_already_handed_over_when_courses_read_again_then_list_fetched_again_not_empty(http):
+def test_given_shared_list_already_handed_over_when_courses_read_again_then_list_fetched_again_not_empty(
+    http: requests_mock.Mocker,
+) -> None:
     two_pages_of_courses(http)
     config = NorthpassConfig.parse(make_config())
     budget = SlidingWindowBudget(config.requests_per_second)

@@ -22,7 +22,7 @@ import random
 import threading
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
 Resource = dict[str, Any]
@@ -143,7 +143,7 @@ CATEGORY_NAMES: tuple[str, ...] = (
 
 def fmt_ts(value: datetime) -> str:
     """Format a datetime as UTC ISO-8601 with second precision (``...Z``)."""
-    return value.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def parse_ts(value: str) -> datetime:
@@ -153,8 +153,8 @@ def parse_ts(value: str) -> datetime:
     """
     parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
     if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC)
+        parsed = parsed.replace(tzinfo=timezone.utc)
+    return parsed.astimezone(timezone.utc)
 
 
 def _derived_uuid(*parts: object) -> str:
@@ -180,10 +180,10 @@ def _hex(rng: random.Random, n: int) -> str:
     return "".join(rng.choice("0123456789abcdef") for _ in range(n))
 
 
-CREATED_START = datetime(2020, 1, 1, tzinfo=UTC)
-CREATED_END = datetime(2022, 6, 30, tzinfo=UTC)
-UPDATED_START = datetime(2023, 1, 1, tzinfo=UTC)
-UPDATED_END = datetime(2024, 6, 30, tzinfo=UTC)
+CREATED_START = datetime(2020, 1, 1, tzinfo=timezone.utc)
+CREATED_END = datetime(2022, 6, 30, tzinfo=timezone.utc)
+UPDATED_START = datetime(2023, 1, 1, tzinfo=timezone.utc)
+UPDATED_END = datetime(2024, 6, 30, tzinfo=timezone.utc)
 
 
 @dataclass

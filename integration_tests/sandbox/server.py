@@ -41,7 +41,7 @@ import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Self
+from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
 
 from .data import (
@@ -656,7 +656,7 @@ class SandboxServer:
         self._httpd = None
         self._thread = None
 
-    def __enter__(self) -> Self:
+    def __enter__(self) -> SandboxServer:
         self.start()
         return self
 
