@@ -16,6 +16,13 @@ from .conftest import catalog_for, keyed, run_cli
 
 INCREMENTAL = UPDATED_AT_STREAMS
 KEYS = PRIMARY_KEYS
+# Child stream: (its parent stream, the parent's id in each child record).
+CHILDREN = {
+    "course_enrollments": ("courses", "course_id"),
+    "course_activities": ("courses", "course_id"),
+    "group_memberships": ("groups", "group_id"),
+    "learning_path_enrollments": ("learning_paths", "learning_path_id"),
+}
 FAST = {"api_key": "sandbox-key", "requests_per_second": 500, "page_size": 50}
 
 
@@ -43,6 +50,35 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
         )
         for record in run.records[stream]:
             validator.validate(record)
+
+
+def test_given_healthy_sandbox_when_cli_reads_every_stream_then_no_warning_or_error_and_one_summary_per_child(
+    tmp_path: Path,
+) -> None:
+    """WARN and ERROR are for what a user must act on; a healthy account's empty collections are one INFO line."""
+    options = SandboxOptions(seed=7, people=600, courses=15, requests_per_second=None)
+    with SandboxServer(options) as sandbox:
+        run = run_cli("read", tmp_path, {**FAST, "base_url": sandbox.base_url}, catalog_for(*KEYS))
+
+    assert run.returncode == 0, run.stderr[-2000:]
+    logs = [m["log"] for m in run.of_type("LOG")]
+    assert [log["message"] for log in logs if log["level"] not in ("INFO", "DEBUG", "TRACE")] == []
+    assert not [m for m in run.of_type("TRACE") if m["trace"]["type"] == "ERROR"]
+    assert "WARN" not in run.stderr and "ERROR" not in run.stderr, run.stderr[-2000:]
+    summarised = 0
+    for child, (parent, parent_key) in CHILDREN.items():
+        parents = len(sandbox.expected_records(parent))
+        empty = parents - len({record[parent_key] for record in sandbox.expected_records(child)})
+        summaries = [log for log in logs if log["message"].startswith(f"Stream {child}: ")]
+        if empty:
+            summarised += 1
+            assert [log["message"].split(":")[1] for log in summaries] == [
+                f" {empty} of {parents} {parent} had no {child}"
+            ]
+            assert summaries[0]["level"] == "INFO"
+        else:
+            assert summaries == []
+    assert summarised, "the sandbox account should have parents with an empty collection"
 
 
 def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_stream(tmp_path: Path) -> None:

@@ -185,7 +185,7 @@ def test_given_body_that_stays_truncated_when_read_then_that_stream_fails_clearl
     assert_every_record_once(sb, {s: records(output, s) for s in STREAMS}, ["courses", "course_enrollments"])
 
 
-def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_with_warning_and_the_rest(
+def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_counted_in_the_info_summary(
     sb: SandboxServer,
 ) -> None:
     deleted = sb.dataset.course_ids_by_index[2]
@@ -199,8 +199,11 @@ def test_given_course_deleted_mid_sync_when_read_then_zero_enrollments_for_it_wi
     assert keyed(records(output, "course_enrollments"), STREAMS["course_enrollments"]) == keyed(
         expected, STREAMS["course_enrollments"]
     )
-    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
-    assert any(f"course_id={deleted}" in w and "deleted" in w for w in warnings), warnings
+    assert not [m.log.message for m in output.logs if m.log.level.value in ("WARN", "ERROR", "FATAL")]
+    courses = len(sb.expected_records("courses"))
+    empty = courses - len({r["course_id"] for r in expected})  # the deleted one, and those without enrollments
+    summaries = [m.log.message for m in output.logs if "had no course_enrollments" in m.log.message]
+    assert len(summaries) == 1 and f": {empty} of {courses} courses had no" in summaries[0], summaries
 
 
 def test_given_endpoint_failing_past_the_retry_budget_when_read_then_error_names_endpoint_status_attempts(

@@ -63,6 +63,8 @@ class NorthpassStream(HttpStream, ABC):
         # Set by the source for an incremental read: records updated before it are not wanted.
         self.lower_bound: Optional[datetime] = None
         self.progress: Optional[SyncProgress] = None
+        # A child stream the plan does not include answers 403 for every parent: the user is told once.
+        self._forbidden_reported = threading.Event()
         super().__init__(authenticator=authenticator, api_budget=api_budget)
 
     @property
@@ -321,11 +323,42 @@ class NorthpassStream(HttpStream, ABC):
                 ),
                 FailureType.config_error,
             )
-        if response.status_code == 403:
+        if response.status_code == 403 and not self._forbidden_reported.is_set():
+            self._forbidden_reported.set()
             self.logger.warning(
                 f"Stream {self.name}: skipped {_endpoint(response.url)}: the API answered 403 Forbidden. The account's "
                 "Northpass plan or the API key's user permissions do not include this endpoint; other streams are unaffected."
             )
+
+
+class EmptyCollections:
+    """How many parents of a child stream had an empty collection (a 404), for one summary when the last is read.
+
+    An account has many courses without enrollments, groups without members: one log line per parent would
+    bury the lines a user must act on, so the stream counts them and says so once, at INFO.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._parents = 0
+        self._read = 0
+        self._empty = 0
+
+    def start(self, parents: int) -> None:
+        with self._lock:
+            self._parents, self._read, self._empty = parents, 0, 0
+
+    def empty(self) -> None:
+        with self._lock:
+            self._empty += 1
+
+    def parent_read(self) -> Optional[Tuple[int, int]]:
+        """(empty, parents) once the last parent's collection is read and at least one was empty, else None."""
+        with self._lock:
+            self._read += 1
+            if self._read != self._parents or not self._empty:
+                return None
+            return self._empty, self._parents
 
 
 class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
@@ -346,6 +379,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         authenticator: ApiKeyAuthenticator,
         api_budget: APIBudget,
     ) -> None:
+        self._empty_collections = EmptyCollections()
         super().__init__(parent=parent, config=config, authenticator=authenticator, api_budget=api_budget)
 
     @property
@@ -358,8 +392,26 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        for parent_id in self.parent.listed_ids():
+        parent_ids = self.parent.listed_ids()
+        self._empty_collections.start(len(parent_ids))
+        for parent_id in parent_ids:
             yield {self.parent_key: parent_id}
+
+    def read_records(
+        self,
+        sync_mode: SyncMode,
+        cursor_field: Optional[List[str]] = None,
+        stream_slice: Optional[Mapping[str, Any]] = None,
+        stream_state: Optional[Mapping[str, Any]] = None,
+    ) -> Iterable[Mapping[str, Any]]:
+        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        summary = self._empty_collections.parent_read()
+        if summary:
+            empty, parents = summary
+            self.logger.info(
+                f"Stream {self.name}: {empty} of {parents} {self.parent.name} had no {self.name}: the API answers 404 "
+                f"for an empty collection (or for a {self.parent_key} deleted after it was listed)."
+            )
 
     def endpoint_path(self, stream_slice: Optional[Mapping[str, Any]]) -> str:
         return self.endpoint.format(parent_id=(stream_slice or {})[self.parent_key])
@@ -374,11 +426,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
         super()._log_empty_answer(response, stream_slice)
         if response.status_code == 404:
-            self.logger.warning(
-                f"Stream {self.name}: {_endpoint(response.url)} answered 404, so 0 records for "
-                f"{self.parent_key}={(stream_slice or {}).get(self.parent_key)}: the collection is empty, or its "
-                "parent was deleted after it was listed."
-            )
+            self._empty_collections.empty()
 
 
 def _endpoint(url: Optional[str]) -> str:

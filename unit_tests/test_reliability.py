@@ -263,20 +263,53 @@ def test_given_retry_budget_below_a_second_when_read_then_still_retried(
 # ------------------------------------------------------------------------------- parents and plans
 
 
-def test_given_course_deleted_after_listing_when_enrollments_read_then_zero_for_it_with_warning_and_sync_goes_on(
+def test_given_courses_without_enrollments_or_deleted_when_enrollments_read_then_one_info_summary_no_warning(
     http: requests_mock.Mocker,
 ) -> None:
-    http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2), course(3)]))
-    http.get(f"{API}/courses/course-1/enrollments", json=jsonapi_page([enrollment(1)]))
-    http.get(f"{API}/courses/course-2/enrollments", status_code=404, json=NOT_FOUND)
-    http.get(f"{API}/courses/course-3/enrollments", json=jsonapi_page([enrollment(3)]))
+    http.get(f"{API}/courses", json=jsonapi_page([course(index) for index in range(1, 6)]))
+    for index in (1, 3):
+        http.get(f"{API}/courses/course-{index}/enrollments", json=jsonapi_page([enrollment(index)]))
+    for index in (2, 4, 5):  # empty, or deleted after the listing: the API answers 404 either way
+        http.get(f"{API}/courses/course-{index}/enrollments", status_code=404, json=NOT_FOUND)
 
     output = run_read(make_config(), ["courses", "course_enrollments"])
 
     assert sorted(r["course_id"] for r in records_of(output, "course_enrollments")) == ["course-1", "course-3"]
-    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
-    assert any("course_id=course-2" in w and "404" in w for w in warnings), warnings
     assert not output.errors
+    assert [m.log.message for m in output.logs if m.log.level.value in ("WARN", "ERROR", "FATAL")] == []
+    summaries = [m.log.message for m in output.logs if "had no course_enrollments" in m.log.message]
+    assert summaries == [
+        "Stream course_enrollments: 3 of 5 courses had no course_enrollments: the API answers 404 for an empty "
+        "collection (or for a course_id deleted after it was listed)."
+    ]
+    assert all(m.log.level.value == "INFO" for m in output.logs if m.log.message in summaries)
+
+
+def test_given_every_course_has_enrollments_when_read_then_no_empty_collection_summary(
+    http: requests_mock.Mocker,
+) -> None:
+    http.get(f"{API}/courses", json=jsonapi_page([course(1), course(2)]))
+    for index in (1, 2):
+        http.get(f"{API}/courses/course-{index}/enrollments", json=jsonapi_page([enrollment(index)]))
+
+    output = run_read(make_config(), ["course_enrollments"])
+
+    assert len(records_of(output, "course_enrollments")) == 2
+    assert not [m for m in output.logs if "had no" in m.log.message]
+
+
+def test_given_child_collection_forbidden_for_every_parent_when_read_then_one_warning_for_the_stream(
+    http: requests_mock.Mocker,
+) -> None:
+    http.get(f"{API}/courses", json=jsonapi_page([course(index) for index in range(1, 5)]))
+    for index in range(1, 5):
+        http.get(f"{API}/courses/course-{index}/activities", status_code=403, json=FORBIDDEN)
+
+    output = run_read(make_config(), ["course_activities"])
+
+    assert records_of(output, "course_activities") == [] and not output.errors
+    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
+    assert len(warnings) == 1 and "course_activities" in warnings[0] and "403" in warnings[0], warnings
 
 
 def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_warning_and_others_complete(
