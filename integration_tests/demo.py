@@ -6,6 +6,7 @@ import argparse
 import json
 import tempfile
 from pathlib import Path
+from typing import Mapping, Sequence
 
 from integration_tests.harness import ROOT, SandboxProcess, cli_message, requests_per_stream, run_sync
 
@@ -39,18 +40,42 @@ def main() -> int:
 
     requests = requests_per_stream(stats)
     print(f"read:     exit code {result.returncode}, {result.seconds:.1f} s, peak memory {result.peak_rss_mb:.0f} MB\n")
-    print(f"{'stream':<28}{'records':>10}{'requests':>10}{'seconds':>10}")
-    for name in streams:
-        print(
-            f"{name:<28}{result.records.get(name, 0):>10}{requests.get(name, 0):>10}"
-            f"{result.stream_seconds.get(name, 0.0):>10.1f}"
-        )
-    total = sum(result.records.values())
-    print(f"{'total':<28}{total:>10}{stats['requests']:>10}{result.seconds:>10.1f}")
+    print(table(streams, result.records, requests, stats["requests"]))
     print(f"\n429 answers: {stats['by_status'].get('429', 0)}; records written to {args.output}/<stream>.jsonl")
     for error in result.errors:
         print(f"ERROR: {error}")
     return 0 if result.returncode == 0 and not result.errors else 1
+
+
+COLUMNS = (("stream", 28), ("records", 10), ("requests", 10), ("% of requests", 15), ("records/request", 17))
+FOOTNOTE = """\
+records          records the sync delivered.
+requests         HTTP requests the sandbox answered for the stream, the 404s of empty collections included; a
+                 parent list that feeds its child streams is read once and counted under the parent.
+% of requests    the stream's share of all requests. The API allows 10 requests/s, so this is also roughly its
+                 share of the sync's time: what a stream costs, when choosing what to sync.
+records/request  at most the page size (100): child streams read one small collection per parent, so they cost
+                 more requests per record than the top-level lists."""
+
+
+def table(streams: Sequence[str], records: Mapping[str, int], requests: Mapping[str, int], all_requests: int) -> str:
+    """One row per stream and a total, then what each column means."""
+
+    def row(*cells: object) -> str:
+        return "".join(
+            f"{cell:<{width}}" if i == 0 else f"{cell:>{width}}"
+            for i, ((_, width), cell) in enumerate(zip(COLUMNS, cells, strict=True))
+        )
+
+    def numbers(name: str, n_records: int, n_requests: int) -> str:
+        share = f"{100 * n_requests / all_requests:.1f}%" if all_requests else "-"
+        per_request = f"{n_records / n_requests:.1f}" if n_requests else "-"
+        return row(name, n_records, n_requests, share, per_request)
+
+    lines = [row(*(title for title, _ in COLUMNS))]
+    lines += [numbers(name, records.get(name, 0), requests.get(name, 0)) for name in streams]
+    lines.append(numbers("total", sum(records.values()), all_requests))
+    return "\n".join(lines) + "\n\n" + FOOTNOTE
 
 
 if __name__ == "__main__":
