@@ -3,20 +3,32 @@
 from __future__ import annotations
 
 import logging
-from typing import Any, List, Mapping, Optional, Tuple
+import threading
+from queue import Queue
+from typing import Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
 import requests
-from airbyte_cdk.models import AirbyteConnectionStatus, AirbyteStateMessage, ConfiguredAirbyteCatalog, Status, SyncMode
+from airbyte_cdk.models import (
+    AirbyteConnectionStatus,
+    AirbyteMessage,
+    AirbyteStateMessage,
+    ConfiguredAirbyteCatalog,
+    ConfiguredAirbyteStream,
+    Status,
+    SyncMode,
+)
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 from airbyte_cdk.sources.concurrent_source.concurrent_source_adapter import ConcurrentSourceAdapter
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message.repository import InMemoryMessageRepository
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.sources.streams.concurrent.adapters import StreamFacade
-from airbyte_cdk.sources.streams.concurrent.cursor import FinalStateCursor
+from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, FinalStateCursor
+from airbyte_cdk.sources.streams.concurrent.partitions.types import QueueItem
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator
+from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckpoint, checkpoint_for
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import UpdatedAtCursor
 from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
@@ -40,6 +52,7 @@ from .streams import (
 )
 
 logger = logging.getLogger("airbyte")
+RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
 
 
 class SourceNorthpassLms(ConcurrentSourceAdapter):
@@ -55,12 +68,16 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         # Partition generators (people, courses, the parent listing of child streams) each hold a worker
         # while they page; at least one worker is always left for reading child collections.
         generators = max(1, workers // 2) if workers > 1 else 1
+        queue: Queue[QueueItem] = Queue(maxsize=RECORD_QUEUE_SIZE)
+        # States go through the record queue, behind the records they account for (see checkpoint.py).
+        self._ordered_repository = OrderedMessageRepository(queue, self._message_repository)
         concurrent_source = ConcurrentSource.create(
-            workers, generators, logger, self._slice_logger, self.message_repository
+            workers, generators, logger, self._slice_logger, self.message_repository, queue=queue
         )
         super().__init__(concurrent_source)
         self.catalog = catalog
         self._state = state
+        self._checkpoints: List[StreamCheckpoint] = []
 
     @property
     def raise_exception_on_missing_stream(self) -> bool:
@@ -70,6 +87,20 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
     @property
     def message_repository(self) -> InMemoryMessageRepository:
         return self._message_repository
+
+    def read(
+        self,
+        logger: logging.Logger,
+        config: Mapping[str, Any],
+        catalog: ConfiguredAirbyteCatalog,
+        state: Optional[List[AirbyteStateMessage]] = None,
+    ) -> Iterator[AirbyteMessage]:
+        self._ordered_repository.consumer_thread = threading.get_ident()
+        yield from super().read(logger, config, catalog, state)
+        # Reached only when no stream failed (the CDK raises after a failed stream): the sync is whole, so
+        # its checkpoints must not make the next sync skip anything, in a client that reuses the sync_id too.
+        for checkpoint in self._checkpoints:
+            yield checkpoint.start_over_message()
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() reports repr(message), quotes included; ours are sentences meant to be read.
@@ -143,36 +174,71 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             Categories(*deps),
             Quizzes(*deps),
         ]
-        sync_modes = {s.stream.name: s.sync_mode for s in self.catalog.streams} if self.catalog else {}
+        configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
+        state_manager = ConnectorStateManager(state=self._state)
+        cursors: Dict[str, Cursor] = {}
+        self._checkpoints = []
+        for stream in streams:
+            cursors[stream.name] = self._cursor(stream, configured, cfg, state_manager)
         for stream in streams:
             if (
                 isinstance(stream, NorthpassSubStream)
-                and stream.name in sync_modes
-                and stream.parent.name in sync_modes
+                and _reads(stream, configured)
+                and _reads(stream.parent, configured)
             ):
                 stream.parent.share_listing = True  # listed once, for itself and all its children
         progress = SyncProgress(self.message_repository, lambda: budget.acquired)
         for stream in streams:
             stream.progress = progress
-        state_manager = ConnectorStateManager(state=self._state)
-        return [self._concurrent(stream, sync_modes.get(stream.name), cfg, state_manager) for stream in streams]
+        return [
+            StreamFacade.create_from_stream(
+                stream,
+                self,
+                logger,
+                _incremental_state(cursors[stream.name], state_manager, stream),
+                cursors[stream.name],
+            )
+            for stream in streams
+        ]
 
-    def _concurrent(
+    def _cursor(
         self,
         stream: NorthpassStream,
-        sync_mode: Optional[SyncMode],
+        configured: Mapping[str, ConfiguredAirbyteStream],
         cfg: NorthpassConfig,
         state_manager: ConnectorStateManager,
-    ) -> Stream:
-        if stream.cursor_field and sync_mode == SyncMode.incremental:
-            state = state_manager.get_stream_state(stream.name, stream.namespace)
+    ) -> Cursor:
+        configured_stream = configured.get(stream.name)
+        state = state_manager.get_stream_state(stream.name, stream.namespace)
+        if stream.cursor_field and configured_stream and configured_stream.sync_mode == SyncMode.incremental:
             cursor = UpdatedAtCursor(
-                stream.name, stream.namespace, state, cfg.start_date, self.message_repository, state_manager, logger
+                stream.name, stream.namespace, state, cfg.start_date, self._ordered_repository, state_manager, logger
             )
             stream.lower_bound = cursor.lower_bound
-            return StreamFacade.create_from_stream(stream, self, logger, state, cursor)
-        final_cursor = FinalStateCursor(stream.name, stream.namespace, self.message_repository)
-        return StreamFacade.create_from_stream(stream, self, logger, {}, final_cursor)
+            return cursor
+        sync_id = configured_stream.sync_id if configured_stream else None
+        checkpoint = checkpoint_for(stream.name, sync_id, state, logger) if configured_stream else None
+        if sync_id is None:
+            return FinalStateCursor(stream.name, stream.namespace, self.message_repository)
+        args = (stream.name, stream.namespace, sync_id, checkpoint, self._ordered_repository, state_manager, logger)
+        if isinstance(stream, NorthpassSubStream):
+            stream.checkpoint = ParentCheckpoint(*args, parent_key=stream.parent_key)
+        else:
+            stream.checkpoint = StreamCheckpoint(*args)
+        self._checkpoints.append(stream.checkpoint)
+        return stream.checkpoint
+
+
+def _incremental_state(
+    cursor: Cursor, state_manager: ConnectorStateManager, stream: NorthpassStream
+) -> MutableMapping[str, Any]:
+    """The state the stream's reads are given: an incremental stream's own; nothing for full refresh."""
+    return state_manager.get_stream_state(stream.name, stream.namespace) if isinstance(cursor, UpdatedAtCursor) else {}
+
+
+def _reads(stream: NorthpassStream, configured: Mapping[str, ConfiguredAirbyteStream]) -> bool:
+    """Whether this attempt reads the stream: selected, and not read to its end by an earlier attempt."""
+    return stream.name in configured and not (stream.checkpoint and stream.checkpoint.stream_done)
 
 
 def _num_workers(config: Optional[Mapping[str, Any]]) -> int:

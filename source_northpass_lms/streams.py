@@ -18,6 +18,7 @@ from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator, origin
+from .checkpoint import ParentCheckpoint, StreamCheckpoint
 from .config import NorthpassConfig
 from .cursor import CURSOR_FIELD, format_timestamp, parse_timestamp
 from .errors import (
@@ -62,6 +63,8 @@ class NorthpassStream(HttpStream, ABC):
         self.share_listing = False
         # Set by the source for an incremental read: records updated before it are not wanted.
         self.lower_bound: Optional[datetime] = None
+        # Set by the source when this attempt may resume an earlier one of the same sync (checkpoint.py).
+        self.checkpoint: Optional[StreamCheckpoint] = None
         self.progress: Optional[SyncProgress] = None
         # A child stream the plan does not include answers 403 for every parent: the user is told once.
         self._forbidden_reported = threading.Event()
@@ -173,6 +176,8 @@ class NorthpassStream(HttpStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
+        if self.checkpoint and self.checkpoint.stream_done:
+            return
         yield {UPDATED_SINCE: format_timestamp(self.lower_bound)} if self.lower_bound else None
 
     def read_records(
@@ -370,6 +375,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
 
     parent_key: str
     parent: NorthpassStream
+    checkpoint: Optional[ParentCheckpoint]  # type: ignore[assignment]  # a child's checkpoint tracks its parents
     critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
     def __init__(
@@ -392,7 +398,12 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
+        """One slice per parent whose collection this attempt reads: every parent, less those a checkpoint skips."""
+        if self.checkpoint and self.checkpoint.stream_done:
+            return
         parent_ids = self.parent.listed_ids()
+        if self.checkpoint:
+            parent_ids = list(self.checkpoint.parents_to_read(parent_ids))
         self._empty_collections.start(len(parent_ids))
         for parent_id in parent_ids:
             yield {self.parent_key: parent_id}
