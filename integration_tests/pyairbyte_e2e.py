@@ -9,9 +9,14 @@ Run with the Python of a venv where PyAirbyte (`airbyte` on PyPI) is installed, 
 connector venv's Python (`--sandbox-python`, by default the `python` beside the connector's executable),
 on 127.0.0.1 only. PyAirbyte runs offline, with every file it writes in a temporary folder.
 
-Checks, for each read: every stream's table holds exactly the sandbox's expected records (count, primary
-keys, a few values), `invite_token` is nowhere, and each stream was received whole from the connector.
-The second read gets the state PyAirbyte kept from the first, and must still receive every record:
+First a read that fails midway: the enrollments of one course stay broken past the retry budget while
+the other streams complete and checkpoint, so the connector exits 1. PyAirbyte keeps nothing of a failed
+read (no table, no state), and it gives every read the same sync_id (1): were a checkpoint of the failed
+read passed on, the next read would skip what that read delivered and the tables would miss it.
+
+Then two healthy reads. Checks, for each: every stream's table holds exactly the sandbox's expected records
+(count, primary keys, a few values), `invite_token` is nowhere, and each stream was received whole from the
+connector. The second gets the state PyAirbyte kept from the first, and must still receive every record:
 a full-refresh stream that resumed from "sync complete" would read nothing.
 """
 
@@ -115,12 +120,25 @@ def _expected(base_url: str) -> Dict[str, List[Dict[str, Any]]]:
     return {stream: expected[stream] for stream in STREAMS}
 
 
+def _set_faults(base_url: str, faults: Mapping[str, Any]) -> None:
+    request = urllib.request.Request(f"{base_url}/_sandbox/faults", data=json.dumps(faults).encode(), method="POST")
+    with urllib.request.urlopen(request, timeout=SANDBOX_START_TIMEOUT_SECONDS):
+        pass
+
+
 def _run(args: argparse.Namespace, base_url: str, work: Path) -> int:
     import airbyte as ab
     from airbyte.caches import DuckDBCache
+    from airbyte.exceptions import AirbyteConnectorFailedError
 
     expected = _expected(base_url)
-    config = {"api_key": "sandbox-key", "base_url": base_url, "requests_per_second": 1000}
+    config = {
+        "api_key": "sandbox-key",
+        "base_url": base_url,
+        "requests_per_second": 1000,
+        "retry_budget_seconds": 1,  # the failing read gives up on the broken course within seconds
+        "backoff_base_seconds": 0.01,
+    }
     source = ab.get_source("source-northpass-lms", config=config, local_executable=args.connector_executable)
     source.check()
     source.select_all_streams()
@@ -128,6 +146,16 @@ def _run(args: argparse.Namespace, base_url: str, work: Path) -> int:
     cache = DuckDBCache(db_path=work / "pyairbyte_e2e.duckdb", schema_name="northpass")
 
     problems: List[str] = []
+    # The last course in the list that has enrollments: the other courses' are read and checkpointed first.
+    broken = expected["course_enrollments"][-1]["course_id"]
+    _set_faults(base_url, {"always_truncate_path": f"/v2/courses/{broken}/enrollments"})
+    try:
+        source.read(cache=cache)
+        problems.append("failing read: the read succeeded although a course's enrollments could not be read")
+    except AirbyteConnectorFailedError as exc:
+        print(f"failing read: raised {type(exc).__name__}, as it must", flush=True)
+    finally:
+        _set_faults(base_url, {})
     for attempt in ("first", "second"):
         result = source.read(cache=cache)
         # PyAirbyte's own count of the records it received per stream (not public API).
