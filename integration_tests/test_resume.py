@@ -361,3 +361,27 @@ def test_given_a_stream_failing_past_the_retry_budget_when_next_attempt_resumes_
     assert third.returncode == 0
     for stream in streams:
         assert set(keyed(third.records(stream), keys[stream])) == set(expected[stream]), stream
+
+
+def test_given_sync_id_and_no_state_when_read_then_same_records_and_requests_as_without_one(
+    many_courses: SandboxServer, tmp_path: Path
+) -> None:
+    sb = many_courses
+    expected: Dict[str, List[Mapping[str, Any]]] = {stream: list(sb.expected_records(stream)) for stream in STREAMS}
+    floor = sum(request_floor(list(STREAMS), expected).values())
+    config = sandbox_config(sb, requests_per_second=200)
+
+    plain = attempt(sb, tmp_path, config, catalog(None, *STREAMS), None)
+    with_id = attempt(sb, tmp_path, config, catalog(31, *STREAMS), None)
+
+    for run in (plain, with_id):
+        assert run.returncode == 0, run.stderr[-3000:]
+        assert len(run.requests) == floor
+    for stream in STREAMS:
+        key = ("id",) if stream == "courses" else (PARENT_STREAMS[stream], "id")
+        assert keyed(with_id.records(stream), key) == keyed(plain.records(stream), key) == keyed(expected[stream], key)
+    checkpoints = [s for s in with_id.states() if "parents" in s["stream"]["stream_state"]]
+    assert checkpoints, "a sync of several seconds checkpoints its child streams"
+    assert {name: s["stream"]["stream_state"] for name, s in with_id.last_states.items()} == dict.fromkeys(
+        STREAMS, START_OVER
+    )
