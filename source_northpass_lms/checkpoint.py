@@ -214,37 +214,48 @@ class ParentCheckpoint(StreamCheckpoint):
         """The ids of `listing` whose collections still have to be read, in listing order."""
         self._listing_started = True
         resume = self._resume
+        if resume is None:
+            for parent_id in listing:
+                yield from self._take(parent_id, skip=False)
+            self._end_listing()
+            return
+        skipped = 0
         held: List[Any] = []  # the listing up to the end of the done run, until the run is found
-        run_found = resume is None or resume.prefix == 0
+        run_found = resume.prefix == 0
         for parent_id in listing:
             if run_found:
-                yield from self._take(parent_id, skip=resume is not None and resume.was_done(parent_id))
+                skip = resume.was_done(parent_id)
+                skipped += skip
+                yield from self._take(parent_id, skip)
                 continue
-            assert resume is not None
             held.append(parent_id)
             if resume.ends_run(held):
                 run_found = True
                 run_start = len(held) - resume.prefix
                 for position, held_id in enumerate(held):
-                    yield from self._take(held_id, skip=position >= run_start or resume.was_done(held_id))
+                    skip = position >= run_start or resume.was_done(held_id)
+                    skipped += skip
+                    yield from self._take(held_id, skip)
                 held = []
         if held:
-            assert resume is not None
             self._logger.info(
-                f"Stream {self._stream_name}: the parent list changed since the checkpoint (its first "
-                f"{resume.prefix} parents are not the ones checkpointed), so only the {len(resume.done)} "
+                f"Stream {self._stream_name}: the parent list changed since the checkpoint (the {resume.prefix} "
+                f"parents read whole in a row are no longer listed as they were), so only the {len(resume.done)} "
                 "parents recorded one by one are skipped."
             )
             for held_id in held:
-                yield from self._take(held_id, skip=resume.was_done(held_id))
+                skip = resume.was_done(held_id)
+                skipped += skip
+                yield from self._take(held_id, skip)
+        self._end_listing()
+        self._logger.info(
+            f"Stream {self._stream_name}: resuming an earlier attempt of this sync ({self._sync_id}): "
+            f"{skipped} of {len(self._ids)} parents were read whole then and are skipped."
+        )
+
+    def _end_listing(self) -> None:
         with self._lock:
             self._listing_complete = True
-        if resume is not None:
-            skipped = sum(self._done)
-            self._logger.info(
-                f"Stream {self._stream_name}: resuming an earlier attempt of this sync ({self._sync_id}): "
-                f"{skipped} of {len(self._ids)} parents were read whole then and are skipped."
-            )
 
     def _take(self, parent_id: Any, skip: bool) -> Iterator[Any]:
         with self._lock:
