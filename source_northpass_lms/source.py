@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 from queue import Queue
-from typing import Any, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
 import requests
 from airbyte_cdk.models import (
@@ -30,7 +30,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .auth import ApiKeyAuthenticator
 from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckpoint, checkpoint_for
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
-from .cursor import UpdatedAtCursor
+from .cursor import TimestampCursor
 from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
@@ -41,6 +41,7 @@ from .streams import (
     CourseActivities,
     CourseEnrollments,
     Courses,
+    Events,
     GroupMemberships,
     Groups,
     LearningPathEnrollments,
@@ -48,6 +49,8 @@ from .streams import (
     NorthpassStream,
     NorthpassSubStream,
     People,
+    QuizAttemptAnswers,
+    QuizAttempts,
     Quizzes,
 )
 
@@ -162,6 +165,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         budget = SlidingWindowBudget(cfg.requests_per_second)
         deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget)
         people, courses, groups, learning_paths = People(*deps), Courses(*deps), Groups(*deps), LearningPaths(*deps)
+        quiz_attempts = QuizAttempts(*deps)
         streams: List[NorthpassStream] = [
             people,
             courses,
@@ -173,6 +177,9 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             LearningPathEnrollments(learning_paths, *deps),
             Categories(*deps),
             Quizzes(*deps),
+            Events(*deps),
+            quiz_attempts,
+            QuizAttemptAnswers(quiz_attempts, *deps),
         ]
         configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
         state_manager = ConnectorStateManager(state=self._state)
@@ -211,8 +218,16 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         configured_stream = configured.get(stream.name)
         state = state_manager.get_stream_state(stream.name, stream.namespace)
         if stream.cursor_field and configured_stream and configured_stream.sync_mode == SyncMode.incremental:
-            cursor = UpdatedAtCursor(
-                stream.name, stream.namespace, state, cfg.start_date, self._ordered_repository, state_manager, logger
+            cursor = TimestampCursor(
+                str(stream.cursor_field),
+                stream.name,
+                stream.namespace,
+                state,
+                cfg.start_date,
+                self._ordered_repository,
+                state_manager,
+                logger,
+                partitions_total=_slices_total(stream) if isinstance(stream, NorthpassSubStream) else None,
             )
             stream.lower_bound = cursor.lower_bound
             return cursor
@@ -233,7 +248,7 @@ def _incremental_state(
     cursor: Cursor, state_manager: ConnectorStateManager, stream: NorthpassStream
 ) -> MutableMapping[str, Any]:
     """The state the stream's reads are given: an incremental stream's own; nothing for full refresh."""
-    return state_manager.get_stream_state(stream.name, stream.namespace) if isinstance(cursor, UpdatedAtCursor) else {}
+    return state_manager.get_stream_state(stream.name, stream.namespace) if isinstance(cursor, TimestampCursor) else {}
 
 
 def _reads(stream: NorthpassStream, configured: Mapping[str, ConfiguredAirbyteStream]) -> bool:
@@ -247,3 +262,7 @@ def _num_workers(config: Optional[Mapping[str, Any]]) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= MAX_NUM_WORKERS:
         return DEFAULT_NUM_WORKERS
     return value
+
+
+def _slices_total(stream: NorthpassSubStream) -> Callable[[], Optional[int]]:
+    return lambda: stream.slices_total
