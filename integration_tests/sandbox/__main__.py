@@ -26,6 +26,9 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--learning-paths", type=int, default=5)
     parser.add_argument("--categories", type=int, default=6)
     parser.add_argument("--quizzes", type=int, default=12)
+    parser.add_argument("--events", type=int, default=1200)
+    parser.add_argument("--quiz-attempts", type=int, default=40)
+    parser.add_argument("--webhook-urls", type=int, default=2, help="subscribed URLs: deliveries per attempt")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -39,6 +42,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--latency-ms", type=float, default=0)
     serve.add_argument("--filter-mode", choices=["honour", "ignore"], default="honour")
     serve.add_argument("--faults", choices=["none", "soak"], default="none")
+    serve.add_argument("--activity-sort", choices=["honour", "ignore"], default="honour")
+    serve.add_argument("--created-filter", choices=["honour", "ignore"], default="honour")
+    serve.add_argument("--webhook-limit", choices=["cap", "reject"], default="cap")
+    serve.add_argument("--no-webhook-subscription", action="store_true")
     serve.add_argument("--verbose", action="store_true", help="log requests to stderr")
     dump = sub.add_parser("dump", help="print the expected records of every stream")
     _data_args(dump)
@@ -47,7 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _data_kwargs(args: argparse.Namespace) -> dict[str, int]:
     """The dataset options shared by `serve` and `dump`."""
-    names = ("seed", "people", "courses", "groups", "learning_paths", "categories", "quizzes")
+    names = (
+        "seed", "people", "courses", "groups", "learning_paths", "categories", "quizzes",
+        "events", "quiz_attempts", "webhook_urls",
+    )  # fmt: skip
     return {name: getattr(args, name) for name in names}
 
 
@@ -58,6 +68,10 @@ def serve(args: argparse.Namespace) -> int:
         requests_per_second=args.rps if args.rps > 0 else None,
         latency_ms=args.latency_ms,
         filter_mode=args.filter_mode,
+        activity_sort=args.activity_sort,
+        created_filter=args.created_filter,
+        webhook_limit=args.webhook_limit,
+        webhook_subscription=not args.no_webhook_subscription,
         faults=FaultConfig.soak() if args.faults == "soak" else FaultConfig(),
         port=args.port,
         verbose=args.verbose,

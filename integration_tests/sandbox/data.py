@@ -51,6 +51,13 @@ CHILD_STREAMS: dict[str, tuple[str, str]] = {
     "course_activities": ("courses", "course_id"),
     "group_memberships": ("groups", "group_id"),
     "learning_path_enrollments": ("learning_paths", "learning_path_id"),
+    "quiz_attempt_answers": ("quiz_attempts", "quiz_attempt_id"),
+}
+# Learning activity (append-only logs): stream -> the record column the connector's cursor is on.
+ACTIVITY_STREAMS: dict[str, str] = {
+    "events": "created_at",
+    "quiz_attempts": "webhook_created_at",
+    "quiz_attempt_answers": "webhook_created_at",
 }
 ALL_STREAMS: tuple[str, ...] = (
     "people",
@@ -63,6 +70,9 @@ ALL_STREAMS: tuple[str, ...] = (
     "learning_path_enrollments",
     "categories",
     "quizzes",
+    "events",
+    "quiz_attempts",
+    "quiz_attempt_answers",
 )
 DROPPED_ATTRIBUTES: frozenset[str] = frozenset({"invite_token"})
 # The connector's primary key of each stream: a child id is unique only within its parent.
@@ -184,6 +194,14 @@ CREATED_START = datetime(2020, 1, 1, tzinfo=timezone.utc)
 CREATED_END = datetime(2022, 6, 30, tzinfo=timezone.utc)
 UPDATED_START = datetime(2023, 1, 1, tzinfo=timezone.utc)
 UPDATED_END = datetime(2024, 6, 30, tzinfo=timezone.utc)
+ACTIVITY_START = datetime(2024, 1, 1, tzinfo=timezone.utc)
+ACTIVITY_END = datetime(2024, 6, 30, tzinfo=timezone.utc)
+WEBHOOK_RETENTION = timedelta(days=90)  # the webhook log keeps about three months
+QUIZ_COMPLETED = "quiz_completed_events"
+# The connector's id of an event (the API sends none): a UUIDv5 of these fields. Same namespace as the connector.
+EVENT_ID_NAMESPACE = uuid.UUID("7d0b6f5e-4a52-5c1e-9a57-3e1f3c1b9e44")
+EVENT_ID_FIELDS = ("type", "person_id", "activity_id", "course_id", "created_at")
+TIE_CLUSTER = 160  # events sharing one created_at: more than a page of 100, so the cluster spans a page boundary
 
 
 @dataclass
@@ -206,6 +224,15 @@ class Dataset:
     learning_path_enrollments: dict[str, list[Resource]] = field(default_factory=dict)
     categories: list[Resource] = field(default_factory=list)
     quizzes: list[Resource] = field(default_factory=list)
+    # Learning activity. Events have no id and are kept in the order they happened (the log's natural order);
+    # webhook messages are kept by message id; answers by attempt uuid (an attempt with none answers 404).
+    events: list[Resource] = field(default_factory=list)
+    webhooks: list[Resource] = field(default_factory=list)
+    quiz_attempt_answers: dict[str, list[Resource]] = field(default_factory=dict)
+    # "Now" for the webhook log's retention: messages created more than 90 days before it are gone.
+    activity_now: datetime = ACTIVITY_END + timedelta(days=1)
+    activity_mutations: int = 0
+    webhook_urls: int = 2  # subscribed URLs: each quiz completion is in the log once per URL
     # Course ids in generation order (index 0 = no enrollments, 1 = 100, ...).
     course_ids_by_index: list[str] = field(default_factory=list)
     group_ids_by_index: list[str] = field(default_factory=list)
@@ -218,6 +245,12 @@ class Dataset:
         """Resources of a stream (a copy of the list), or None if the parent
         is unknown. Child streams need ``parent_id``."""
         with self.lock:
+            if stream == "quiz_attempt_answers":
+                if parent_id not in self.quiz_attempt_answers:
+                    return None
+                return list(self.quiz_attempt_answers[parent_id])
+            if stream == "webhooks":
+                return self.visible_webhooks()
             if stream in CHILD_STREAMS:
                 parents: list[Resource] = getattr(self, CHILD_STREAMS[stream][0])
                 if parent_id is None or not any(p["id"] == parent_id for p in parents):
@@ -241,6 +274,9 @@ class Dataset:
                     "learning_path_enrollments": self.learning_path_enrollments,
                     "categories": self.categories,
                     "quizzes": self.quizzes,
+                    "events": self.events,
+                    "webhooks": self.webhooks,
+                    "quiz_attempt_answers": self.quiz_attempt_answers,
                 }
             )
 
@@ -260,6 +296,20 @@ class Dataset:
         if stream not in ALL_STREAMS:
             raise ValueError(f"unknown stream {stream!r}; known: {ALL_STREAMS}")
         with self.lock:
+            if stream == "events":
+                return [event_record(e) for e in self.events]
+            if stream == "quiz_attempts":
+                return self.expected_quiz_attempts()
+            if stream == "quiz_attempt_answers":
+                out = []
+                for attempt in self.expected_quiz_attempts():
+                    for res in self.quiz_attempt_answers.get(attempt["id"], []):
+                        record = to_record(res)
+                        record["question_id"] = _related_id(res, "question")
+                        record["quiz_attempt_id"] = attempt["id"]
+                        record["webhook_created_at"] = attempt["webhook_created_at"]
+                        out.append(record)
+                return out
             if stream in CHILD_STREAMS:
                 parent_stream, parent_field = CHILD_STREAMS[stream]
                 children: dict[str, list[Resource]] = getattr(self, stream)
@@ -271,6 +321,77 @@ class Dataset:
                         out.append(record)
                 return out
             return [to_record(r) for r in getattr(self, stream)]
+
+    def visible_webhooks(self) -> list[Resource]:
+        """The webhook log as the API serves it: the last 90 days before ``activity_now``, by message id."""
+        with self.lock:
+            oldest = self.activity_now - WEBHOOK_RETENTION
+            return [m for m in self.webhooks if parse_ts(m["attributes"]["created_at"]) >= oldest]
+
+    def expected_quiz_attempts(self) -> list[dict[str, Any]]:
+        """One record per distinct attempt of the visible log: quiz_completed_events messages that carry a
+        quiz_attempt_uuid; of repeated deliveries the first in the API's order (message id) wins."""
+        out: dict[str, dict[str, Any]] = {}
+        for message in self.visible_webhooks():
+            attrs = message["attributes"]
+            event = attrs["payload"]["data"]
+            uid = event.get("attributes", {}).get("quiz_attempt_uuid")
+            if attrs["type"] != QUIZ_COMPLETED or not uid or uid in out:
+                continue
+            record = to_record(event)
+            record["event_id"] = event.get("id")
+            record["id"] = uid
+            for source, column in (
+                ("type", "webhook_type"),
+                ("created_at", "webhook_created_at"),
+                ("received_at", "webhook_received_at"),
+                ("url", "webhook_url"),
+                ("attempt_left", "webhook_attempt_left"),
+            ):
+                record[column] = attrs.get(source)
+            record["webhook_id"] = message["id"]
+            for rel, column in (
+                ("quiz", "quiz_id"),
+                ("course", "course_id"),
+                ("person", "person_id"),
+                ("activity", "activity_id"),
+            ):
+                record[column] = _related_id(event, rel)
+            out[uid] = record
+        return list(out.values())
+
+    def add_activity(
+        self,
+        events: int = 300,
+        tie: int = TIE_CLUSTER,
+        quiz_attempts: int = 10,
+        now: str | None = None,
+        after: str | None = None,
+    ) -> dict[str, Any]:
+        """Learning activity after the latest so far (deterministic from seed + call count).
+
+        ``tie`` of the new events share the created_at of the newest event already in the log (so an
+        incremental sync must emit them although they are not after its cursor); the others, and the new
+        quiz attempts, happen over the day after it (or after ``after``). ``now`` moves the webhook log's
+        retention window (default: a day after the newest activity).
+        """
+        with self.lock:
+            self.activity_mutations += 1
+            rng = random.Random(f"{self.seed}:activity:{self.activity_mutations}")
+            latest = max(
+                [parse_ts(e["attributes"]["created_at"]) for e in self.events]
+                + [parse_ts(m["attributes"]["created_at"]) for m in self.webhooks]
+                + [ACTIVITY_START]
+            )
+            if after is not None:
+                latest = parse_ts(after)
+            newest_event = max((e["attributes"]["created_at"] for e in self.events), key=parse_ts, default=None)
+            added = _events(rng, self, events, latest, latest + timedelta(days=1), tie, newest_event)
+            self.events.extend(added)
+            self.events.sort(key=lambda e: parse_ts(e["attributes"]["created_at"]))
+            attempts = _quiz_attempts(rng, self, quiz_attempts, latest, latest + timedelta(days=1))
+            self.activity_now = parse_ts(now) if now else latest + timedelta(days=2)
+            return {"events": len(added), "quiz_attempts": attempts, "now": fmt_ts(self.activity_now)}
 
     def max_updated_at(self) -> datetime:
         with self.lock:
@@ -335,9 +456,30 @@ class Dataset:
             return result
 
 
+def _related_id(res: Resource, name: str) -> Any:
+    data = (res.get("relationships", {}).get(name) or {}).get("data")
+    return data.get("id") if isinstance(data, dict) else None
+
+
+def event_record(res: Resource) -> dict[str, Any]:
+    """An event in the connector's record shape: relationship ids hoisted, and the id it derives."""
+    record = to_record(res)
+    for rel in ("person", "activity", "course"):
+        record[f"{rel}_id"] = _related_id(res, rel)
+    parts = []
+    for name in EVENT_ID_FIELDS:
+        value = record.get(name)
+        if name == "created_at":
+            parts.append(parse_ts(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+        else:
+            parts.append("" if value is None else str(value))
+    record["id"] = str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))
+    return record
+
+
 def to_record(res: Resource) -> dict[str, Any]:
     """A raw JSON:API resource in the connector's record shape."""
-    record: dict[str, Any] = {"id": res["id"], "type": res["type"]}
+    record: dict[str, Any] = {"id": res.get("id"), "type": res["type"]}
     for key, value in res.get("attributes", {}).items():
         if key not in DROPPED_ATTRIBUTES:
             record[key] = copy.deepcopy(value)
@@ -568,6 +710,139 @@ def _new_resource(stream: str, rng: random.Random, stamp: str, tag: str) -> Reso
     raise ValueError(f"cannot add records to {stream!r}")
 
 
+EVENT_KINDS: tuple[tuple[str, str], ...] = (
+    ("learner_viewed_activity_events", "activity"),
+    ("learner_viewed_activity_events", "activity"),
+    ("learner_completed_activity_events", "activity"),
+    ("learner_completed_course_events", "course"),
+)
+
+
+def _activity_time(rng: random.Random, start: datetime, end: datetime) -> str:
+    """A timestamp of the activity logs: whole seconds, or with milliseconds one time in four."""
+    moment = _rand_time(rng, start, end)
+    if rng.random() < 0.25:
+        return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{rng.randint(0, 999):03d}Z"
+    return fmt_ts(moment)
+
+
+def _events(
+    rng: random.Random,
+    ds: Dataset,
+    count: int,
+    start: datetime,
+    end: datetime,
+    tie: int,
+    tie_at: str | None,
+) -> list[Resource]:
+    """``count`` events (no ids, like the API's), ``tie`` of them at ``tie_at``; no two are identical."""
+    people = [p["id"] for p in ds.people]
+    lessons = [(cid, a["id"]) for cid, acts in ds.course_activities.items() for a in acts]
+    if not people or not lessons:
+        return []
+    seen = {event_record(e)["id"] for e in ds.events}
+    out: list[Resource] = []
+    while len(out) < count:
+        kind, target = rng.choice(EVENT_KINDS)
+        course_id, activity_id = rng.choice(lessons)
+        at = tie_at if len(out) < tie and tie_at else _activity_time(rng, start, end)
+        relationships = {"person": {"data": {"type": "people", "id": rng.choice(people)}}}
+        if target == "activity":
+            relationships["activity"] = {"data": {"type": "activities", "id": activity_id}}
+        else:
+            relationships["course"] = {"data": {"type": "courses", "id": course_id}}
+        event: Resource = {"type": kind, "attributes": {"created_at": at}, "relationships": relationships}
+        key = event_record(event)["id"]
+        if key not in seen:  # two identical events would share the connector's id
+            seen.add(key)
+            out.append(event)
+    return out
+
+
+def _quiz_attempts(rng: random.Random, ds: Dataset, count: int, start: datetime, end: datetime) -> list[str]:
+    """``count`` completed attempts in the webhook log, each delivered once per subscribed URL, with answers
+    (none for one attempt in five); plus messages of other types, and a quiz_completed_events message without
+    a quiz_attempt_uuid now and then. Returns the new attempt uuids."""
+    people = [p["id"] for p in ds.people]
+    lessons = [(cid, a["id"]) for cid, acts in ds.course_activities.items() for a in acts]
+    quizzes = [q["id"] for q in ds.quizzes]
+    if not people or not lessons or not quizzes:
+        return []
+    uuids: list[str] = []
+    for i in range(count):
+        completed = _rand_time(rng, start, end)
+        created = fmt_ts(completed + timedelta(seconds=rng.randint(0, 3)))
+        course_id, activity_id = rng.choice(lessons)
+        uid = _rand_uuid(rng)
+        person_id = rng.choice(people)
+        event: Resource = {
+            "id": _rand_uuid(rng),
+            "type": QUIZ_COMPLETED,
+            "attributes": {
+                "quiz_attempt_uuid": uid,
+                "value": rng.choice([0, 35.5, 50, 80, 100, rng.randint(0, 100)]),
+                "minimum_passing_score": 70,
+                "attempts_remaining": rng.choice([None, 0, 1, 2]),
+                "created_at": fmt_ts(completed),
+            },
+            "relationships": {
+                "quiz": {"data": {"type": "quizzes", "id": rng.choice(quizzes)}},
+                "course": {"data": {"type": "courses", "id": course_id}},
+                "person": {"data": {"type": "people", "id": person_id}},
+                "activity": {"data": {"type": "activities", "id": activity_id}},
+            },
+        }
+        for url_index in range(ds.webhook_urls):
+            ds.webhooks.append(_message(rng, QUIZ_COMPLETED, created, url_index, event))
+        uuids.append(uid)
+        answers: list[Resource] = []
+        if i % 5 != 0:
+            for _ in range(rng.randint(2, 6)):
+                answers.append(
+                    {
+                        "id": _rand_uuid(rng),
+                        "type": "learner_answers",
+                        "attributes": {
+                            "value": rng.choice(["A", "B", "Paris", "42", "Ça va ✅"]),
+                            "correct": rng.random() < 0.6,
+                            "created_at": fmt_ts(completed - timedelta(seconds=rng.randint(5, 600))),
+                        },
+                        "relationships": {
+                            "question": {"data": {"type": "questions/choose", "id": _rand_uuid(rng)}},
+                            "quiz_attempt": {"data": {"type": "quiz_attempts", "id": uid}},
+                        },
+                    }
+                )
+        ds.quiz_attempt_answers[uid] = sorted(answers, key=lambda r: r["id"])
+        if i % 4 == 1:  # another type, which filter[type][in] may let through
+            other = {"id": _rand_uuid(rng), "type": "course_completed_events", "attributes": {"created_at": created}}
+            other["relationships"] = {"person": {"data": {"type": "people", "id": person_id}}}
+            ds.webhooks.append(_message(rng, "course_completed_events", created, 0, other))
+        if i % 15 == 7:  # a payload without quiz_attempt_uuid: unusable
+            broken = copy.deepcopy(event)
+            del broken["attributes"]["quiz_attempt_uuid"]
+            broken["id"] = _rand_uuid(rng)
+            ds.webhooks.append(_message(rng, QUIZ_COMPLETED, created, 0, broken))
+    ds.webhooks.sort(key=lambda m: m["id"])
+    return uuids
+
+
+def _message(rng: random.Random, kind: str, created: str, url_index: int, event: Resource) -> Resource:
+    received = parse_ts(created) + timedelta(milliseconds=rng.randint(20, 4000) + 1000 * url_index)
+    return {
+        "id": _rand_uuid(rng),
+        "type": "webhook",
+        "attributes": {
+            "type": kind,
+            "created_at": created,
+            "received_at": received.strftime("%Y-%m-%dT%H:%M:%S.") + f"{received.microsecond // 1000:03d}Z",
+            "url": f"https://hooks.example.com/northpass/{url_index}",
+            "attempt_left": rng.choice([3, 3, 2]),
+            "payload": {"data": copy.deepcopy(event)},
+        },
+    }
+
+
 def _course_enrollment_target(index: int, rng: random.Random, people: int) -> int:
     fixed = {0: 0, 1: 100, 2: 200, 3: 350}
     target = fixed[index] if index in fixed else rng.randint(1, 100)
@@ -582,6 +857,9 @@ def generate_dataset(
     learning_paths: int = 5,
     categories: int = 6,
     quizzes: int = 12,
+    events: int = 1200,
+    quiz_attempts: int = 40,
+    webhook_urls: int = 2,
 ) -> Dataset:
     """Build the dataset for ``seed`` (same arguments -> identical dataset).
 
@@ -592,6 +870,13 @@ def generate_dataset(
     enrollments omit the ``course_id`` attribute; courses with index % 10 == 5
     have a 20-60 KB ``full_description``; group 0 has no memberships;
     learning path 0 has no enrollments when there are at least two paths.
+
+    Learning activity comes from its own random stream, so the other streams are the same whatever its
+    size: ``events`` events (no ids), of which 160 share one created_at about 60 events before the newest
+    (a cluster across page boundaries, newest first), one in four with milliseconds; ``quiz_attempts``
+    attempts over the 120 days before ``activity_now`` (so about a quarter are past the log's 90 days),
+    each delivered to ``webhook_urls`` URLs, with messages of other types and a few without
+    quiz_attempt_uuid; one attempt in five has no answers.
     """
     for name, value in (
         ("people", people),
@@ -600,6 +885,9 @@ def generate_dataset(
         ("learning_paths", learning_paths),
         ("categories", categories),
         ("quizzes", quizzes),
+        ("events", events),
+        ("quiz_attempts", quiz_attempts),
+        ("webhook_urls", webhook_urls),
     ):
         if value < 0:
             raise ValueError(f"{name} must be >= 0")
@@ -735,4 +1023,14 @@ def generate_dataset(
     ds.people = sorted(person_list, key=lambda r: r["id"])
     for name in ("courses", "groups", "learning_paths", "categories", "quizzes"):
         getattr(ds, name).sort(key=lambda r: r["id"])
+
+    activity_rng = random.Random(f"{seed}:activity")
+    ds.webhook_urls = webhook_urls
+    span = ACTIVITY_END - ACTIVITY_START
+    tie = min(TIE_CLUSTER, events // 2)
+    tie_at = fmt_ts(ACTIVITY_END - span * (60 / events)) if events else None
+    ds.events = _events(activity_rng, ds, events, ACTIVITY_START, ACTIVITY_END, tie, tie_at)
+    ds.events.sort(key=lambda e: parse_ts(e["attributes"]["created_at"]))
+    log_start = ds.activity_now - timedelta(days=120)
+    _quiz_attempts(activity_rng, ds, quiz_attempts, log_start, ds.activity_now - timedelta(days=1))
     return ds

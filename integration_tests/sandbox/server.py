@@ -119,7 +119,17 @@ ROUTES: tuple[Route, ...] = (
     ),
     Route(re.compile(r"^/v2/categories$"), "categories", "/v2/categories"),
     Route(re.compile(r"^/v2/quizzes$"), "quizzes", "/v2/quizzes"),
+    Route(re.compile(r"^/v2/events$"), "events", "/v2/events"),
+    Route(re.compile(r"^/v2/webhooks$"), "webhooks", "/v2/webhooks"),
+    Route(
+        re.compile(r"^/v2/quiz_attempts/([^/]+)/answers$"),
+        "quiz_attempt_answers",
+        "/v2/quiz_attempts/{id}/answers",
+    ),
 )
+ACTIVITY_LOGS = ("events", "webhooks")  # sorted and filtered on created_at, by the activity switches
+WEBHOOK_MAX_LIMIT = 50
+CREATED_FILTER_RE = re.compile(r"^filter\[created_at\]\[(gteq|gt|lteq|lt)\]$")
 
 
 def match_route(path: str) -> tuple[Route | None, str | None]:
@@ -239,14 +249,26 @@ class SandboxOptions:
     requests_per_second: float | None = 10
     latency_ms: float = 0
     filter_mode: str = "honour"
+    # Learning activity: its size, and the switches for what the real API is not known to do.
+    events: int = 1200
+    quiz_attempts: int = 40
+    webhook_urls: int = 2  # each quiz completion is in the webhook log once per subscribed URL
+    activity_sort: str = "honour"  # sort=[-]created_at on /v2/events and /v2/webhooks: honour or ignore
+    created_filter: str = "honour"  # filter[created_at][...] on the same: honour or ignore
+    webhook_limit: str = "cap"  # limit > 50 on /v2/webhooks: "cap" serves 50 silently, "reject" answers 400
+    leak_types: bool = True  # filter[type][in] on /v2/webhooks lets other types through
+    webhook_subscription: bool = True  # False: /v2/webhooks answers 404 (an account without a subscription)
     faults: FaultConfig = field(default_factory=FaultConfig)
     port: int = 0
     verbose: bool = False
     requests_log_size: int = 1000
 
     def __post_init__(self) -> None:
-        if self.filter_mode not in ("honour", "ignore"):
-            raise ValueError("filter_mode must be 'honour' or 'ignore'")
+        for name in ("filter_mode", "activity_sort", "created_filter"):
+            if getattr(self, name) not in ("honour", "ignore"):
+                raise ValueError(f"{name} must be 'honour' or 'ignore'")
+        if self.webhook_limit not in ("cap", "reject"):
+            raise ValueError("webhook_limit must be 'cap' or 'reject'")
         if self.requests_per_second is not None and self.requests_per_second <= 0:
             self.requests_per_second = None
 
@@ -512,6 +534,10 @@ class _Handler(BaseHTTPRequestHandler):
                 query = dict(parse_qsl(urlsplit(self.path).query))
                 streams = [query["stream"]] if "stream" in query else list(ALL_STREAMS)
                 result = {s: sb.expected_records(s) for s in streams}
+            elif method == "POST" and path == "/_sandbox/activity":
+                if not isinstance(payload, dict):
+                    raise ValueError("body must be a JSON object")
+                result = sb.add_activity(**payload)
             elif method == "POST" and path == "/_sandbox/mutate":
                 if not isinstance(payload, dict):
                     raise ValueError("body must be a JSON object")
@@ -623,6 +649,9 @@ class SandboxServer:
             learning_paths=o.learning_paths,
             categories=o.categories,
             quizzes=o.quizzes,
+            events=o.events,
+            quiz_attempts=o.quiz_attempts,
+            webhook_urls=o.webhook_urls,
         )
         self._stats = Stats(o.requests_log_size)
         self._limiter = RateLimiter(o.requests_per_second)
@@ -692,6 +721,10 @@ class SandboxServer:
     ) -> dict[str, dict[str, list[str]]]:
         return self.dataset.mutate(updated_at=updated_at, update=update, add=add, streams=streams)
 
+    def add_activity(self, **kwargs: Any) -> dict[str, Any]:
+        """New events and quiz attempts (see :meth:`Dataset.add_activity`)."""
+        return self.dataset.add_activity(**kwargs)
+
     @property
     def faults(self) -> FaultConfig:
         return self._fault_state.config
@@ -729,6 +762,8 @@ class SandboxServer:
             return 405, error_body(405, f"{method} is not supported by the sandbox")
         if route.stream in ("course_enrollments", "course_activities") and parent_id in faults.deleted_course_ids:
             return 404, error_body(404, "Course not found")
+        if route.stream == "webhooks" and not self.options.webhook_subscription:
+            return 404, error_body(404, "No webhook subscription")
         items = self.dataset.collection(route.stream, parent_id)
         if items is None:
             return 404, error_body(404, "Parent resource not found")
@@ -744,6 +779,15 @@ class SandboxServer:
             return 422, error_body(422, "limit must be an integer >= 1", {"parameter": "limit"})
         page = max(int(page_raw), 1)
         limit = min(int(limit_raw), MAX_LIMIT)
+        if route.stream == "webhooks":
+            if limit > WEBHOOK_MAX_LIMIT and self.options.webhook_limit == "reject":
+                return 400, error_body(400, "limit must be at most 50", {"parameter": "limit"})
+            limit = min(limit, WEBHOOK_MAX_LIMIT)
+        if route.stream in ACTIVITY_LOGS:
+            try:
+                items = self._activity_answer(items, query, params)
+            except ValueError as exc:
+                return 422, error_body(422, str(exc))
 
         # filtering
         if route.stream in UPDATED_AT_STREAMS and self.options.filter_mode == "honour":
@@ -760,7 +804,7 @@ class SandboxServer:
         # sorting (unknown sort values are ignored)
         sort = params.get("sort", "").strip()
         attr = sort.lstrip("-")
-        if attr in SORTABLE and sort:
+        if attr in SORTABLE and sort and route.stream not in ACTIVITY_LOGS:
             if attr == "id":
                 items.sort(key=lambda r: r["id"], reverse=sort.startswith("-"))
             elif items and attr in items[0].get("attributes", {}):
@@ -788,9 +832,30 @@ class SandboxServer:
             links["next"] = FOREIGN_BASE + _page_target(path, query, 2)
         return 200, {"data": data, "links": links, "included": []}
 
+    def _activity_answer(
+        self, items: list[dict[str, Any]], query: list[tuple[str, str]], params: dict[str, str]
+    ) -> list[dict[str, Any]]:
+        """An activity log filtered and sorted on created_at as the switches say, compared as instants."""
+        o = self.options
+        if o.created_filter == "honour":
+            for name, value in query:
+                m = CREATED_FILTER_RE.match(name)
+                if m:
+                    bound = parse_ts(value)
+                    items = [r for r in items if _compare(r, m.group(1), bound, "created_at")]
+        types = params.get("filter[type][in]")
+        if types and not o.leak_types:
+            wanted = set(types.split(","))
+            items = [r for r in items if r["attributes"].get("type") in wanted]
+        sort = params.get("sort", "").strip()
+        if o.activity_sort == "honour" and sort.lstrip("-") == "created_at":
+            # stable: equal instants keep the log's own order
+            items.sort(key=lambda r: parse_ts(r["attributes"]["created_at"]), reverse=sort.startswith("-"))
+        return items
 
-def _compare(res: dict[str, Any], op: str, bound: Any) -> bool:
-    raw = res.get("attributes", {}).get("updated_at")
+
+def _compare(res: dict[str, Any], op: str, bound: Any, attribute: str = "updated_at") -> bool:
+    raw = res.get("attributes", {}).get(attribute)
     if raw is None:
         return False
     value = parse_ts(raw)
