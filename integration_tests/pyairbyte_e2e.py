@@ -35,13 +35,13 @@ from typing import Any, Dict, List, Mapping, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the sandbox's data module is standard library only: PyAirbyte's venv can import it
 
-from integration_tests.sandbox.data import PRIMARY_KEYS, UPDATED_AT_STREAMS  # noqa: E402
+from integration_tests.sandbox.data import ACTIVITY_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS  # noqa: E402
 
 STREAMS = tuple(PRIMARY_KEYS)
-# Streams with an updated_at cursor: PyAirbyte reads them incrementally, so a second read with the first
+# Streams with a cursor (updated_at, or the activity logs' creation time): PyAirbyte reads them incrementally, so a second read with the first
 # read's state receives only what changed (here: the records at the cursor, emitted again) while its table
 # stays complete. Every other stream is full refresh and must be received whole on every read.
-INCREMENTAL = frozenset(UPDATED_AT_STREAMS)
+INCREMENTAL = frozenset(UPDATED_AT_STREAMS) | frozenset(ACTIVITY_STREAMS)
 # Values compared record by record, beside the primary key.
 CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "people": ("email", "full_name", "disabled"),
@@ -54,6 +54,9 @@ CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "learning_path_enrollments": ("person_id", "progress"),
     "categories": ("name",),
     "quizzes": ("name", "quiz_type"),
+    "events": ("person_id", "activity_id", "created_at"),
+    "quiz_attempts": ("quiz_id", "person_id", "value", "webhook_url"),
+    "quiz_attempt_answers": ("question_id", "correct", "value"),
 }
 SANDBOX_START_TIMEOUT_SECONDS = 60
 
