@@ -197,6 +197,15 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         progress = SyncProgress(self.message_repository, lambda: budget.acquired)
         for stream in streams:
             stream.progress = progress
+        for parent in {id(s.parent): s.parent for s in streams if isinstance(s, NorthpassSubStream)}.values():
+            readers = [
+                s
+                for s in streams
+                if _reads(s, configured) and (s is parent or (isinstance(s, NorthpassSubStream) and s.parent is parent))
+            ]
+            bounds = [s.lower_bound for s in readers]
+            if readers and all(bound is not None for bound in bounds):
+                parent.listing_since = min(b for b in bounds if b is not None)
         return [
             StreamFacade.create_from_stream(
                 stream,

@@ -135,6 +135,9 @@ class NorthpassStream(HttpStream, ABC):
         self.lower_bound: Optional[datetime] = None
         # Set by the source when this attempt may resume an earlier one of the same sync (checkpoint.py).
         self.checkpoint: Optional[StreamCheckpoint] = None
+        # Set by the source when every reader of the shared listing (this stream and its selected children) is
+        # incremental: the listing then starts at the earliest of their cursors instead of being read whole.
+        self.listing_since: Optional[datetime] = None
         self.progress: Optional[SyncProgress] = None
         # A child stream the plan does not include answers 403 for every parent: the user is told once.
         self._forbidden_reported = threading.Event()
@@ -280,29 +283,30 @@ class NorthpassStream(HttpStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        if not (stream_slice and SINCE in stream_slice):
-            yield from (
-                self._take_listing()
-                if self.share_listing
-                else self._kept(self.read_pages(stream_slice, stream_state or {}))
-            )
-            return
-        since = stream_slice[SINCE]
-        if self.share_listing:  # one unfiltered listing shared with child streams: filtered here
+        if not self.share_listing:
+            yield from self._read(stream_slice, stream_state or {})
+        elif stream_slice and SINCE in stream_slice:  # one listing shared with child streams: filtered here
+            since = stream_slice[SINCE]
             yield from records_since(
                 self._take_listing(), since, str(self.cursor_field), None, None, self.logger, self.name
             )
-            return
-        records = records_since(
-            self.read_pages(stream_slice, stream_state or {}),
-            since,
-            str(self.cursor_field),
-            f"filter[{self.server_cursor}][gteq]",
-            self.page_limit if self.newest_first else None,
-            self.logger,
-            self.name,
-        )
-        yield from self._kept(records)
+        else:
+            yield from self._take_listing()
+
+    def _read(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]) -> Iterator[Any]:
+        """The records of one read: at or after the slice's cursor value if it has one, as the leaf keeps them."""
+        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state)
+        if stream_slice and SINCE in stream_slice:
+            records = records_since(
+                records,
+                stream_slice[SINCE],
+                str(self.cursor_field),
+                f"filter[{self.server_cursor}][gteq]",
+                self.page_limit if self.newest_first else None,
+                self.logger,
+                self.name,
+            )
+        return self._kept(records)
 
     def _kept(self, records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
         """The records of a webhook log worth emitting: of the wanted type, identified, each once per read.
@@ -356,11 +360,14 @@ class NorthpassStream(HttpStream, ABC):
                 return self._list_all()
             kept, self._listing = self._listing, None
         # Read a second time (the records were already handed over): fetch again rather than emit nothing.
-        return kept if kept is not None else list(self._kept(self.read_pages(None, {})))
+        return kept if kept is not None else list(self._read(self._listing_slice(), {}))
+
+    def _listing_slice(self) -> Optional[Mapping[str, Any]]:
+        return {SINCE: format_timestamp(self.listing_since)} if self.listing_since else None
 
     def _list_all(self) -> List[Mapping[str, Any]]:
-        """The whole list, unfiltered; its ids are kept for the child streams. Called under the listing lock."""
-        records = list(self._kept(self.read_pages(None, {})))
+        """The list (from `listing_since`, else whole); its ids are kept for the child streams. Under the listing lock."""
+        records = list(self._read(self._listing_slice(), {}))
         cursor = str(self.cursor_field) if self.cursor_field else None
         self._listing_ids = [(record["id"], record.get(cursor) if cursor else None) for record in records]
         return records
