@@ -145,3 +145,32 @@ def test_given_state_when_incremental_events_then_newest_first_and_filter_sent_a
     assert http.last_request.qs["filter[created_at][gteq]"] == ["2024-05-01t07:00:00z"]
     assert [r["person_id"] for r in records_of(output, "events")] == ["p3", "p2"]
     assert output.most_recent_state.stream_state.__dict__ == {"created_at": "2024-05-01T07:00:00Z"}
+
+
+def test_given_incremental_answers_when_one_attempt_fails_then_state_stays_and_only_new_attempts_are_read(
+    http: rm.Mocker,
+) -> None:
+    log = [
+        message("old", "2024-03-01T09:00:00Z", 0),
+        message("new1", "2024-03-02T10:00:00Z", 0),
+        message("new2", "2024-03-03T10:00:00Z", 0),
+    ]
+    http.get(f"{API}/webhooks", json=jsonapi_page(log))
+    answer = {"id": "ans-1", "type": "learner_answers", "attributes": {"value": "A", "correct": True}}
+    answer["relationships"] = {"question": {"data": {"type": "questions/choose", "id": "question-7"}}}
+    http.get(f"{API}/quiz_attempts/new1/answers", json=jsonapi_page([answer]))
+    failing = http.get(f"{API}/quiz_attempts/new2/answers", status_code=400, json={"errors": [{"status": "400"}]})
+    state = StateBuilder().with_stream_state("quiz_attempt_answers", {"webhook_created_at": "2024-03-02T00:00:00Z"})
+
+    output = run_read(
+        make_config(), ["quiz_attempt_answers"], state=state.build(), sync_mode=SyncMode.incremental,
+        expecting_exception=True,
+    )  # fmt: skip
+
+    assert failing.called
+    assert not any("/quiz_attempts/old/" in r.url for r in http.request_history)  # before the cursor: not read
+    records = records_of(output, "quiz_attempt_answers")
+    assert [(r["quiz_attempt_id"], r["id"], r["question_id"]) for r in records] == [("new1", "ans-1", "question-7")]
+    assert records[0]["webhook_created_at"] == "2024-03-02T10:00:00Z"
+    # new2's answers were not read: the cursor must not pass new1's, or they would never be read.
+    assert output.most_recent_state.stream_state.__dict__ == {"webhook_created_at": "2024-03-02T00:00:00Z"}
