@@ -54,9 +54,10 @@ CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "learning_path_enrollments": ("person_id", "progress"),
     "categories": ("name",),
     "quizzes": ("name", "quiz_type"),
-    "events": ("person_id", "activity_id", "created_at"),
-    "quiz_attempts": ("quiz_id", "person_id", "value", "webhook_url"),
-    "quiz_attempt_answers": ("question_id", "correct", "value"),
+    # Plain strings and booleans: DuckDB gives date-times back as Timestamps, number-or-string unions as text.
+    "events": ("type", "person_id", "activity_id"),
+    "quiz_attempts": ("quiz_id", "person_id", "webhook_url"),
+    "quiz_attempt_answers": ("question_id", "correct"),
 }
 SANDBOX_START_TIMEOUT_SECONDS = 60
 

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from integration_tests.sandbox import (
     SandboxServer,
     generate_dataset,
 )
-from integration_tests.sandbox.data import ALL_STREAMS
+from integration_tests.sandbox.data import ALL_STREAMS, parse_ts
 
 KEY = "sandbox-key"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -604,3 +605,49 @@ def test_mutate_while_reading(small: SandboxServer) -> None:
     t.join(timeout=10)
     assert not errors
     assert len(small.expected_records("people")) == 150 + 5
+
+
+# ------------------------------------------------------ learning activity
+def test_activity_switches_webhook_cap_reject_and_no_subscription() -> None:
+    opts = SandboxOptions(people=60, courses=3, events=300, quiz_attempts=60, requests_per_second=None)
+    with SandboxServer(opts) as s:
+        capped = request(s.base_url, "/v2/webhooks?limit=100").json()["data"]
+        s.options.webhook_limit = "reject"
+        rejected = request(s.base_url, "/v2/webhooks?limit=51")
+        fifty = request(s.base_url, "/v2/webhooks?limit=50")
+        s.options.webhook_subscription = False
+        missing = request(s.base_url, "/v2/webhooks?limit=50")
+    assert len(capped) == 50
+    assert rejected.status == 400 and fifty.status == 200
+    assert missing.status == 404 and missing.json()["errors"][0]["status"] == "404"
+
+
+def test_activity_sort_and_created_filter_honoured_or_ignored() -> None:
+    opts = SandboxOptions(people=60, courses=3, events=300, quiz_attempts=5, requests_per_second=None)
+    with SandboxServer(opts) as s:
+        target = "/v2/events?limit=100&sort=-created_at&filter[created_at][gteq]=2024-06-01T00:00:00Z"
+        honoured = request(s.base_url, target).json()["data"]
+        s.options.activity_sort, s.options.created_filter = "ignore", "ignore"
+        ignored = request(s.base_url, target).json()["data"]
+    stamps = [parse_ts(e["attributes"]["created_at"]) for e in honoured]
+    assert stamps == sorted(stamps, reverse=True) and min(stamps) >= parse_ts("2024-06-01T00:00:00Z")
+    assert all("id" not in e for e in honoured)  # events come without ids, as the API's do
+    natural = [parse_ts(e["attributes"]["created_at"]) for e in ignored]
+    assert natural == sorted(natural) and min(natural) < parse_ts("2024-06-01T00:00:00Z")  # oldest first, unfiltered
+    tie = max(Counter(e["attributes"]["created_at"] for e in s.dataset.events).values())
+    assert tie >= 150
+
+
+def test_webhook_log_keeps_three_months_and_repeats_each_attempt_per_url() -> None:
+    ds = generate_dataset(people=60, courses=3, events=10, quiz_attempts=40, webhook_urls=2)
+    visible = ds.visible_webhooks()
+    assert len(visible) < len(ds.webhooks)  # some messages are older than 90 days before activity_now
+    attempts = Counter(
+        m["attributes"]["payload"]["data"]["attributes"].get("quiz_attempt_uuid")
+        for m in visible
+        if m["attributes"]["type"] == "quiz_completed_events"
+        and m["attributes"]["payload"]["data"]["attributes"].get("quiz_attempt_uuid")
+    )
+    assert max(attempts.values()) == 2
+    ds.add_activity(events=0, tie=0, quiz_attempts=3, after="2025-01-01T00:00:00Z")
+    assert len(ds.expected_records("quiz_attempts")) == 3  # everything else fell out of the window

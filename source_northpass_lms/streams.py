@@ -296,19 +296,20 @@ class NorthpassStream(HttpStream, ABC):
     def _read(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]) -> Iterator[Any]:
         """The records of one read: at or after the slice's cursor value if it has one, as the leaf keeps them."""
         records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state)
-        if stream_slice and SINCE in stream_slice:
+        since = (stream_slice or {}).get(SINCE)
+        if since:
             records = records_since(
                 records,
-                stream_slice[SINCE],
+                since,
                 str(self.cursor_field),
                 f"filter[{self.server_cursor}][gteq]",
                 self.page_limit if self.newest_first else None,
                 self.logger,
                 self.name,
             )
-        return self._kept(records)
+        return self._kept(records, since)
 
-    def _kept(self, records: Iterable[Mapping[str, Any]]) -> Iterator[Mapping[str, Any]]:
+    def _kept(self, records: Iterable[Mapping[str, Any]], since: Optional[str]) -> Iterator[Mapping[str, Any]]:
         """The records of a webhook log worth emitting: of the wanted type, identified, each once per read.
 
         Duplicates are found with the set of ids emitted in this read: about 100 bytes per record, so a
@@ -331,7 +332,9 @@ class NorthpassStream(HttpStream, ABC):
             else:
                 seen.add(record["id"])
                 yield record
-        if messages == 0:
+        if messages == 0 and since:
+            self.logger.info(f"Stream {self.name}: 0 records: no message in the log at or after {since}.")
+        elif messages == 0:
             self.logger.info(f"Stream {self.name}: 0 records: {payload.empty_reason}")
         elif other_types or unusable or duplicates:
             self.logger.info(
