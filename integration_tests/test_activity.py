@@ -70,16 +70,16 @@ def test_given_new_activity_when_second_incremental_sync_then_exactly_the_new_re
         full_stats = sandbox.stats()
 
     assert first.returncode == second.returncode == full.returncode == 0, second.stderr[-2000:]
-    delivered = {}
+    delivered: Dict[str, int] = {}
     for stream in STREAMS:
         field = ACTIVITY_STREAMS[stream]
-        expected = _at_or_after(sandbox.expected_records(stream), field, cursors[stream])
-        assert keyed(second.records.get(stream, []), PRIMARY_KEYS[stream]) == keyed(expected, PRIMARY_KEYS[stream]), (
+        wanted = _at_or_after(sandbox.expected_records(stream), field, cursors[stream])
+        assert keyed(second.records.get(stream, []), PRIMARY_KEYS[stream]) == keyed(wanted, PRIMARY_KEYS[stream]), (
             stream
         )
         newest = max(parse_ts(r[field]) for r in sandbox.expected_records(stream))
         assert parse_ts(_state_of(second, stream)[field]) == newest.replace(microsecond=0), stream
-        delivered[stream] = len(expected)
+        delivered[stream] = len(wanted)
     assert delivered["events"] > NEW_EVENTS  # the old events at the cursor's second came again
     assert delivered["quiz_attempts"] >= NEW_ATTEMPTS
     assert "400" not in incremental["by_status"] and "400" not in full_stats["by_status"]  # limit stayed <= 50

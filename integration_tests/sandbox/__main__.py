@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 from types import FrameType
+from typing import Any
 
 from .data import ALL_STREAMS, generate_dataset
 from .server import FaultConfig, SandboxOptions, SandboxServer
@@ -52,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _data_kwargs(args: argparse.Namespace) -> dict[str, int]:
+def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The dataset options shared by `serve` and `dump`."""
     names = (
         "seed", "people", "courses", "groups", "learning_paths", "categories", "quizzes",

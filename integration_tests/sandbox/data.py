@@ -301,15 +301,15 @@ class Dataset:
             if stream == "quiz_attempts":
                 return self.expected_quiz_attempts()
             if stream == "quiz_attempt_answers":
-                out = []
+                answers: list[dict[str, Any]] = []
                 for attempt in self.expected_quiz_attempts():
                     for res in self.quiz_attempt_answers.get(attempt["id"], []):
                         record = to_record(res)
                         record["question_id"] = _related_id(res, "question")
                         record["quiz_attempt_id"] = attempt["id"]
                         record["webhook_created_at"] = attempt["webhook_created_at"]
-                        out.append(record)
-                return out
+                        answers.append(record)
+                return answers
             if stream in CHILD_STREAMS:
                 parent_stream, parent_field = CHILD_STREAMS[stream]
                 children: dict[str, list[Resource]] = getattr(self, stream)
@@ -470,7 +470,7 @@ def event_record(res: Resource) -> dict[str, Any]:
     for name in EVENT_ID_FIELDS:
         value = record.get(name)
         if name == "created_at":
-            parts.append(parse_ts(value).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
+            parts.append(parse_ts(str(value)).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
         else:
             parts.append("" if value is None else str(value))
     record["id"] = str(uuid.uuid5(EVENT_ID_NAMESPACE, "\x1f".join(parts)))

@@ -25,6 +25,16 @@ nothing all answer 404; ``links.next``/``prev`` are absolute, drop ``limit``
 and keep every other query parameter; ``limit`` defaults to 10 and is clamped
 to 100; ``page=0`` is served as page 1 (as clients paging by offset observed),
 negative or non-integer ``page``/``limit`` and ``limit < 1`` give 422.
+
+Learning activity (observed in a production client, not documented): ``/v2/events``
+(no ids), ``/v2/webhooks`` (at most 50 a page, ~90 days kept, one message per
+subscribed URL) and ``/v2/quiz_attempts/{uuid}/answers`` (404 when none). What
+the real API is not known to do is a switch in :class:`SandboxOptions`:
+``activity_sort`` and ``created_filter`` (honour or silently ignore
+``sort=[-]created_at`` and ``filter[created_at][...]``; ignored, events come
+oldest first and webhooks by message id), ``webhook_limit`` (cap at 50 or 400),
+``leak_types`` (``filter[type][in]`` lets other types through),
+``webhook_subscription`` (False: 404).
 """
 
 from __future__ import annotations
