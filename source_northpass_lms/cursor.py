@@ -111,8 +111,13 @@ class TimestampCursor(Cursor):
                 self._max_seen = value
 
     def close_partition(self, partition: Partition) -> None:
+        # A child's slice carries its parent's cursor value: a parent read to its end counts even when it had
+        # no records (an attempt without answers), so the next sync does not visit it again.
+        read_through = parse_timestamp((partition.to_slice() or {}).get(self._cursor_field))
         with self._lock:
             self._partitions_closed += 1
+            if read_through is not None and (self._max_seen is None or read_through > self._max_seen):
+                self._max_seen = read_through
             if self._partitions_total is not None:
                 return  # committed when the stream is done, if every partition closed
             self._commit()

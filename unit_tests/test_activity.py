@@ -11,7 +11,7 @@ from airbyte_cdk.test.state_builder import StateBuilder
 
 from source_northpass_lms.cursor import records_since
 
-from .conftest import API, jsonapi_page, make_config, records_of, run_read
+from .conftest import API, NOT_FOUND, jsonapi_page, make_config, records_of, run_read
 
 
 def event(person: str, created_at: str, activity: str | None = "act-1", course: str | None = None) -> Dict[str, Any]:
@@ -174,3 +174,20 @@ def test_given_incremental_answers_when_one_attempt_fails_then_state_stays_and_o
     assert records[0]["webhook_created_at"] == "2024-03-02T10:00:00Z"
     # new2's answers were not read: the cursor must not pass new1's, or they would never be read.
     assert output.most_recent_state.stream_state.__dict__ == {"webhook_created_at": "2024-03-02T00:00:00Z"}
+
+
+def test_given_newest_attempt_without_answers_when_incremental_then_state_is_past_it(http: rm.Mocker) -> None:
+    http.get(
+        f"{API}/webhooks",
+        json=jsonapi_page([message("new1", "2024-03-02T10:00:00Z", 0), message("new2", "2024-03-03T10:00:00Z", 0)]),
+    )
+    answer = {"id": "ans-1", "type": "learner_answers", "attributes": {"value": "A", "correct": True}}
+    http.get(f"{API}/quiz_attempts/new1/answers", json=jsonapi_page([answer]))
+    http.get(f"{API}/quiz_attempts/new2/answers", status_code=404, json=NOT_FOUND)
+    state = StateBuilder().with_stream_state("quiz_attempt_answers", {"webhook_created_at": "2024-03-02T00:00:00Z"})
+
+    output = run_read(make_config(), ["quiz_attempt_answers"], state=state.build(), sync_mode=SyncMode.incremental)
+
+    assert [r["quiz_attempt_id"] for r in records_of(output, "quiz_attempt_answers")] == ["new1"]
+    # new2 was read to its end (it has no answers): the next sync need not ask again.
+    assert output.most_recent_state.stream_state.__dict__ == {"webhook_created_at": "2024-03-03T10:00:00Z"}
