@@ -161,7 +161,10 @@ def parse_ts(value: str) -> datetime:
 
     Raises ValueError on garbage.
     """
-    parsed = datetime.fromisoformat(value.strip().replace("z", "Z"))
+    text = value.strip()
+    if text[-1:] in ("Z", "z"):
+        text = text[:-1] + "+00:00"  # Python 3.10's fromisoformat does not read "Z"
+    parsed = datetime.fromisoformat(text)
     if parsed.tzinfo is None:
         parsed = parsed.replace(tzinfo=timezone.utc)
     return parsed.astimezone(timezone.utc)
