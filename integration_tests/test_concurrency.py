@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import json
 import math
+import time
 from collections import Counter
-from typing import Dict, Iterator, List
+from typing import Any, Dict, Iterator, List
+from urllib.parse import parse_qs, urlsplit
 
 import pytest
 from airbyte_cdk.models import SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
+from urllib3.connection import HTTPConnection
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms import SourceNorthpassLms
+from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT
 
 STREAMS = ("people", "courses", "course_enrollments")
 
@@ -53,7 +57,17 @@ def test_given_eight_workers_when_read_then_exactly_the_records_of_one_worker_no
         assert len(set(eight[name])) == len(eight[name]), name
 
 
-def test_given_courses_selected_with_their_enrollments_when_read_by_eight_workers_then_course_list_requested_once(
+def pages_requested(stats: Dict[str, Any]) -> Dict[str, Counter[int]]:
+    """How many times each page of each list was requested."""
+    pages: Dict[str, Counter[int]] = {}
+    for entry in stats["requests_log"]:
+        target = urlsplit(entry["target"])
+        page = int(parse_qs(target.query).get("page", ["1"])[0])
+        pages.setdefault(target.path, Counter())[page] += 1
+    return pages
+
+
+def test_given_courses_selected_with_their_enrollments_when_read_by_eight_workers_then_every_page_requested_once(
     sandbox: SandboxServer,
 ) -> None:
     sandbox.reset_stats()
@@ -61,9 +75,44 @@ def test_given_courses_selected_with_their_enrollments_when_read_by_eight_worker
     sync(sandbox, num_workers=8)
 
     stats = sandbox.stats()
-    courses_pages = math.ceil(len(sandbox.expected_records("courses")) / 100)
-    assert stats["by_path"]["/v2/courses"] == courses_pages == 2
+    assert stats["requests"] <= len(stats["requests_log"])  # the log holds every request
     per_course = Counter(record["course_id"] for record in sandbox.expected_records("course_enrollments"))
-    enrollment_floor = sum(max(1, math.ceil(per_course[c["id"]] / 100)) for c in sandbox.expected_records("courses"))
-    assert stats["by_path"]["/v2/courses/{id}/enrollments"] == enrollment_floor
-    assert stats["by_path"]["/v2/people"] == 5
+    lists = {"/v2/people": 5, "/v2/courses": 2}  # the course list once, for the courses and their enrollments
+    for course in sandbox.expected_records("courses"):
+        lists[f"/v2/courses/{course['id']}/enrollments"] = max(1, math.ceil(per_course[course["id"]] / 100))
+    requested = pages_requested(stats)
+    assert set(requested) == set(lists)
+    for path, pages in lists.items():
+        assert [requested[path][page] for page in range(1, pages + 1)] == [1] * pages, path
+        # Read ahead at 1000 requests/s: a long list may cost a few pages past its end, never a page twice.
+        past_the_end = [page for page in requested[path] if page > pages]
+        assert all(requested[path][page] == 1 for page in past_the_end), path
+        assert len(past_the_end) < MAX_PAGES_IN_FLIGHT, path
+    statuses = Counter(entry["status"] for entry in stats["requests_log"])
+    assert set(statuses) <= {"200", "404"}
+
+
+def test_given_connections_slow_to_open_when_a_long_list_is_read_ahead_then_never_over_the_limit_at_the_server(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A new connection is opened each time the read-ahead widens. Stamped before it opens, such a request arrives
+    # 0.3 s after its stamp while the next ones, on open connections, arrive at once: 11 in the server's second.
+    open_connection = HTTPConnection.connect
+
+    def slow_connect(self: HTTPConnection) -> None:
+        time.sleep(0.3)
+        open_connection(self)
+
+    monkeypatch.setattr(HTTPConnection, "connect", slow_connect)
+    options = SandboxOptions(seed=3, people=3_000, courses=2, requests_per_second=10, latency_ms=250)
+    with SandboxServer(options) as sandbox:
+        config = {"api_key": "sandbox-key", "base_url": sandbox.base_url}
+        configured = CatalogBuilder().with_stream("people", SyncMode.full_refresh).build()
+
+        output = read(SourceNorthpassLms(configured, config, None), config, configured)
+
+        stats = sandbox.stats()
+    assert not output.errors
+    assert len(output.records) == 3_000
+    assert stats["by_status"].get("429", 0) == 0 and stats["by_status"]["200"] == 30
+    assert stats["max_in_window"] <= 10

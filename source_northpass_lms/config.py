@@ -16,7 +16,9 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 DEFAULT_BASE_URL = "https://api.northpass.com"
 MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (other clients use 100 in production)
 DEFAULT_REQUESTS_PER_SECOND = 10.0  # the documented per-account limit; beyond it the API answers 429
-DEFAULT_NUM_WORKERS = 4  # enough parallel requests to reach 10 req/s at 100-300 ms latency
+DEFAULT_NUM_WORKERS = (
+    8  # one-page child collections in parallel: 8 in flight fill 10 requests/s up to 800 ms of latency
+)
 MAX_NUM_WORKERS = 32
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0  # a stalled read is abandoned and retried after this long
 DEFAULT_RETRY_BUDGET_SECONDS = 600.0  # how long one request may keep retrying before the stream fails

@@ -11,7 +11,12 @@ from collections import deque
 from contextlib import contextmanager
 from typing import Any, Callable, Deque, Iterator, List, Optional, Tuple
 
+import requests
 from airbyte_cdk.sources.streams.call_rate import AbstractCallRatePolicy, APIBudget
+from requests.adapters import HTTPAdapter
+from requests.utils import select_proxy
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 
 # The API counts requests as they arrive; ours are stamped just before they are sent. A slightly longer
 # window absorbs the jitter between the two so a full-speed sync never trips the server's window.
@@ -36,6 +41,21 @@ def ahead_in_line(ahead: bool = True) -> Iterator[None]:
         yield
     finally:
         _lane.value = previous
+
+
+class ReadAbandoned(Exception):
+    """The reader of a list stopped while this page was still waiting for its call: it is never sent."""
+
+
+@contextmanager
+def unless_abandoned(abandoned: threading.Event) -> Iterator[None]:
+    """Requests this thread makes inside the block leave the line unsent once `abandoned` is set (ReadAbandoned)."""
+    previous = getattr(_lane, "abandoned", None)
+    _lane.abandoned = abandoned
+    try:
+        yield
+    finally:
+        _lane.abandoned = previous
 
 
 class SlidingWindowBudget(APIBudget):
@@ -78,6 +98,9 @@ class SlidingWindowBudget(APIBudget):
             heapq.heappush(self._queue, me)
             try:
                 while True:
+                    abandoned = getattr(_lane, "abandoned", None)
+                    if abandoned is not None and abandoned.is_set():
+                        raise ReadAbandoned()
                     if self._queue[0] != me:
                         self._turn.wait()  # woken when the caller ahead got its call or left the line
                         continue
@@ -108,3 +131,51 @@ class SlidingWindowBudget(APIBudget):
 
     def update_from_response(self, request: Any, response: Any) -> None:
         """The API sends no rate-limit headers to learn from; 429s are handled by the error handler."""
+
+
+class PacedAdapter(HTTPAdapter):
+    """Takes the limiter's call on an open connection, just before the request's bytes are written.
+
+    The API counts requests as they arrive. Stamped before the transport (as the CDK's session does), a request
+    that then opens a connection (TCP and TLS: a round trip or three) arrives that much later than its stamp,
+    while the requests stamped after it on open connections arrive at once: squeezed together, more of them
+    reach the server in one second than the limiter allowed. Stamped here, only the write and the network lie
+    between the stamp and the arrival, which the window's margin covers.
+    """
+
+    def __init__(self, budget: APIBudget, pool_maxsize: int) -> None:
+        self._budget = budget
+        self._pool_classes = {
+            "http": _paced_pool(HTTPConnectionPool, HTTPConnection, budget),
+            "https": _paced_pool(HTTPSConnectionPool, HTTPSConnection, budget),
+        }
+        super().__init__(pool_maxsize=pool_maxsize)
+
+    def init_poolmanager(self, connections: int, maxsize: int, block: bool = False, **pool_kwargs: Any) -> None:
+        super().init_poolmanager(connections, maxsize, block, **pool_kwargs)
+        self.poolmanager.pool_classes_by_scheme = self._pool_classes
+
+    def send(  # type: ignore[override]
+        self,
+        request: requests.PreparedRequest,
+        stream: bool = False,
+        timeout: Any = None,
+        verify: Any = True,
+        cert: Any = None,
+        proxies: Any = None,
+    ) -> requests.Response:
+        if select_proxy(request.url or "", proxies):
+            # Through a proxy the pools are the proxy manager's own: the call is taken here, before the connection.
+            self._budget.acquire_call(request)
+        return super().send(request, stream=stream, timeout=timeout, verify=verify, cert=cert, proxies=proxies)
+
+
+def _paced_pool(pool_class: Any, connection_class: Any, budget: APIBudget) -> Any:
+    class PacedConnection(connection_class):  # type: ignore[misc, valid-type]
+        def request(self, method: str, url: str, body: Any = None, headers: Any = None, **kwargs: Any) -> None:
+            if self.is_closed:
+                self.connect()  # before the call is taken: connection set-up is not the server's arrival
+            budget.acquire_call(None)
+            super().request(method, url, body=body, headers=headers, **kwargs)
+
+    return type(f"Paced{pool_class.__name__}", (pool_class,), {"ConnectionCls": PacedConnection})

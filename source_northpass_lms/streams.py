@@ -32,8 +32,10 @@ from .errors import (
     json_body,
     jsonapi_list,
 )
+from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
+from .paging import endpoint as _endpoint
 from .progress import SyncProgress
-from .rate_limit import ahead_in_line
+from .rate_limit import PacedAdapter
 
 ACCEPT_JSON = {"Accept": "application/json"}  # as the API's documentation asks
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
@@ -141,7 +143,12 @@ class NorthpassStream(HttpStream, ABC):
         self.progress: Optional[SyncProgress] = None
         # A child stream the plan does not include answers 403 for every parent: the user is told once.
         self._forbidden_reported = threading.Event()
-        super().__init__(authenticator=authenticator, api_budget=api_budget)
+        # The CDK's session would take the limiter's call before the connection is open; PacedAdapter takes it on
+        # the open connection, just before the request is written. Every page in flight keeps its connection.
+        super().__init__(authenticator=authenticator)
+        paced = PacedAdapter(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
+        for scheme in ("https://", "http://"):
+            self._http_client._session.mount(scheme, paced)
 
     @property
     def url_base(self) -> str:
@@ -378,31 +385,28 @@ class NorthpassStream(HttpStream, ABC):
     def read_pages(
         self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
     ) -> Iterator[Mapping[str, Any]]:
-        seen: set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
-        next_page_token: Optional[Mapping[str, Any]] = None
-        while True:
-            with ahead_in_line(self.critical_path):
-                request, response = self._fetch_page(stream_slice, stream_state, next_page_token)
-            seen.add(_page_identity(request.url or ""))
+        """The records of one list (one slice), in page order. How the pages are requested is `paging.PageChain`'s."""
+        chain = PageChain(
+            self.name,
+            fetch=lambda token: self._fetch_page(stream_slice, stream_state, token),
+            next_token=self.next_page_token,
+            is_full=self._is_full_page,
+            requests_per_second=self._config.requests_per_second,
+            critical_path=self.critical_path,
+        )
+        for page in chain:
             records = 0
             for record in self.parse_response(
-                response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token
+                page.response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=page.token
             ):
                 records += 1
                 yield record
             if self.progress:
                 self.progress.page_read(self.name, records)
-            next_page_token = self.next_page_token(response)
-            if next_page_token is None:
-                return
-            if _page_identity(next_page_token["next_url"]) in seen:
-                raise failure(
-                    (
-                        f"Stream {self.name}: the API's links.next on {_endpoint(request.url)} points back to a page "
-                        "already read; stopping instead of reading forever."
-                    ),
-                    FailureType.system_error,
-                )
+
+    def _is_full_page(self, response: requests.Response) -> bool:
+        data = jsonapi_list(response) if response.status_code == 200 else None
+        return data is not None and len(data) >= self.page_limit
 
     def _fetch_page(
         self,
@@ -587,21 +591,16 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
 
     def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
         super()._log_empty_answer(response, stream_slice)
-        if response.status_code == 404:
+        page = page_number(response.url or "")
+        if response.status_code == 404 and page == 1:
             self._empty_collections.empty()
-
-
-def _endpoint(url: Optional[str]) -> str:
-    """A URL without its query, for messages."""
-    parts = urlsplit(url or "")
-    return urlunsplit(parts._replace(query="", fragment=""))
-
-
-def _page_identity(url: str) -> Tuple[str, Tuple[Tuple[str, str], ...]]:
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.setdefault("page", "1")
-    return parts.path.rstrip("/"), tuple(sorted(query.items()))
+        elif response.status_code == 404:
+            # Not a warning: an API that links an exactly full last page to the next one would answer so too.
+            self.logger.info(
+                f"Stream {self.name}: {_endpoint(response.url)} answered 404 on page {page}, so no records after "
+                f"page {page - 1} for {self.parent_key}={(stream_slice or {}).get(self.parent_key)}: its parent was "
+                "deleted, or the collection shrank, while it was read."
+            )
 
 
 class People(NorthpassStream):

@@ -147,6 +147,6 @@ def test_given_defaults_then_documented_production_values() -> None:
         "https://api.northpass.com",
         100,
         10.0,
-        4,
+        8,
     )
     assert (cfg.retry_budget_seconds, cfg.request_timeout_seconds) == (600.0, 60.0)

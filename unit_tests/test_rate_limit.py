@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 from collections import deque
-from typing import List
+from typing import Any, List, Optional
 
-from source_northpass_lms.rate_limit import SlidingWindowBudget, ahead_in_line
+import pytest
+import requests
+
+from integration_tests.sandbox import SandboxOptions, SandboxServer
+from source_northpass_lms.rate_limit import PacedAdapter, SlidingWindowBudget, ahead_in_line
 
 OVERSHOOT = 1e-6
 
@@ -134,3 +139,52 @@ def test_given_lane_set_in_a_block_when_block_ends_then_previous_lane_restored()
     budget.acquire_call(None)
 
     assert budget.acquired == 3 and not budget._queue
+
+
+class CountingBudget(SlidingWindowBudget):
+    def __init__(self) -> None:
+        super().__init__(1000)
+        self.calls_taken = 0
+
+    def acquire_call(self, request: Any, block: bool = True, timeout: Optional[float] = None) -> None:
+        self.calls_taken += 1
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])  # closed again when the block ends: connections to it are refused
+
+
+def test_given_connection_that_cannot_open_when_sent_then_no_call_taken_since_nothing_reached_the_server() -> None:
+    budget = CountingBudget()
+    request = requests.Request("GET", f"http://127.0.0.1:{closed_port()}/v2/people").prepare()
+
+    with pytest.raises(requests.ConnectionError):
+        PacedAdapter(budget, pool_maxsize=4).send(request, timeout=2)
+
+    assert budget.calls_taken == 0
+
+
+def test_given_open_connection_when_sent_then_one_call_taken_just_before_the_request_is_written() -> None:
+    budget = CountingBudget()
+    with SandboxServer(
+        SandboxOptions(people=1, courses=1, events=0, quiz_attempts=0, requests_per_second=None)
+    ) as sandbox:
+        request = requests.Request("GET", f"{sandbox.base_url}/v2/people", headers={"X-Api-Key": "sandbox-key"})
+
+        response = PacedAdapter(budget, pool_maxsize=4).send(request.prepare(), timeout=5)
+
+        assert response.status_code == 200 and sandbox.stats()["requests"] == 1
+    assert budget.calls_taken == 1
+
+
+def test_given_proxy_when_sent_then_call_taken_before_the_proxys_connection() -> None:
+    budget = CountingBudget()
+    request = requests.Request("GET", "http://api.northpass.test/v2/people").prepare()
+    proxies = {"http": f"http://127.0.0.1:{closed_port()}"}
+
+    with pytest.raises(requests.ConnectionError):
+        PacedAdapter(budget, pool_maxsize=4).send(request, timeout=2, proxies=proxies)
+
+    assert budget.calls_taken == 1  # the proxy's own connections are not paced: the call is taken before them
