@@ -30,6 +30,7 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--events", type=int, default=1200)
     parser.add_argument("--quiz-attempts", type=int, default=40)
     parser.add_argument("--webhook-urls", type=int, default=2, help="subscribed URLs: deliveries per attempt")
+    parser.add_argument("--largest-course", type=int, default=350, help="enrollments of the largest course")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,7 +58,7 @@ def _data_kwargs(args: argparse.Namespace) -> dict[str, Any]:
     """The dataset options shared by `serve` and `dump`."""
     names = (
         "seed", "people", "courses", "groups", "learning_paths", "categories", "quizzes",
-        "events", "quiz_attempts", "webhook_urls",
+        "events", "quiz_attempts", "webhook_urls", "largest_course",
     )  # fmt: skip
     return {name: getattr(args, name) for name in names}
 

@@ -846,8 +846,8 @@ def _message(rng: random.Random, kind: str, created: str, url_index: int, event:
     }
 
 
-def _course_enrollment_target(index: int, rng: random.Random, people: int) -> int:
-    fixed = {0: 0, 1: 100, 2: 200, 3: 350}
+def _course_enrollment_target(index: int, rng: random.Random, people: int, largest: int) -> int:
+    fixed = {0: 0, 1: 100, 2: 200, 3: largest}
     target = fixed[index] if index in fixed else rng.randint(1, 100)
     return min(target, people)
 
@@ -863,12 +863,13 @@ def generate_dataset(
     events: int = 1200,
     quiz_attempts: int = 40,
     webhook_urls: int = 2,
+    largest_course: int = 350,
 ) -> Dataset:
     """Build the dataset for ``seed`` (same arguments -> identical dataset).
 
     Shape guarantees (by generation index, see ``course_ids_by_index``):
     course 0 has no enrollments, course 1 exactly 100, course 2 exactly 200,
-    course 3 has 350 (each capped at ``people``), the others 1..100;
+    course 3 has ``largest_course`` (350 by default; each capped at ``people``), the others 1..100;
     courses with index % 6 == 4 have no activities; odd-index courses'
     enrollments omit the ``course_id`` attribute; courses with index % 10 == 5
     have a 20-60 KB ``full_description``; group 0 has no memberships;
@@ -961,7 +962,7 @@ def generate_dataset(
     for i in range(courses):
         course = _course(rng, i, course_pool, category_ids)
         cid = course["id"]
-        count = _course_enrollment_target(i, rng, people)
+        count = _course_enrollment_target(i, rng, people, largest_course)
         enrolled = rng.sample(person_ids, count)
         enrollments = [
             _enrollment(rng, seed, "course-enrollment", pid, cid if i % 2 == 0 else None) for pid in enrolled

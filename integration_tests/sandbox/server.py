@@ -255,6 +255,7 @@ class SandboxOptions:
     learning_paths: int = 5
     categories: int = 6
     quizzes: int = 12
+    largest_course: int = 350
     api_key: str = "sandbox-key"
     requests_per_second: float | None = 10
     latency_ms: float = 0
@@ -662,6 +663,7 @@ class SandboxServer:
             events=o.events,
             quiz_attempts=o.quiz_attempts,
             webhook_urls=o.webhook_urls,
+            largest_course=o.largest_course,
         )
         self._stats = Stats(o.requests_log_size)
         self._limiter = RateLimiter(o.requests_per_second)
