@@ -651,3 +651,21 @@ def test_webhook_log_keeps_three_months_and_repeats_each_attempt_per_url() -> No
     assert max(attempts.values()) == 2
     ds.add_activity(events=0, tie=0, quiz_attempts=3, after="2025-01-01T00:00:00Z")
     assert len(ds.expected_records("quiz_attempts")) == 3  # everything else fell out of the window
+
+
+def test_given_a_tiny_account_when_generated_then_the_tie_cluster_shrinks_to_what_it_can_hold() -> None:
+    # One person and one course cannot hold 150 distinct events at one instant; generation used to loop forever.
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "from integration_tests.sandbox.data import generate_dataset; "
+            "ds = generate_dataset(people=1, courses=1); print(len(ds.events))",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=Path(__file__).parent.parent,
+    )
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) > 0

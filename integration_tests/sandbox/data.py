@@ -744,6 +744,12 @@ def _events(
     if not people or not lessons:
         return []
     seen = {event_record(e)["id"] for e in ds.events}
+    # Events at one instant are distinct only by kind, person and target: a small dataset cannot hold a large
+    # tie cluster, and asking for more than it holds would loop forever.
+    targets = {"activity": len({a for _, a in lessons}), "course": len({c for c, _ in lessons})}
+    capacity = sum(len(people) * targets[target] for _, target in set(EVENT_KINDS))
+    taken = sum(1 for e in ds.events if e["attributes"]["created_at"] == tie_at)
+    tie = min(tie, capacity - taken)
     out: list[Resource] = []
     while len(out) < count:
         kind, target = rng.choice(EVENT_KINDS)
