@@ -8,7 +8,7 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
 
 HERE = Path(__file__).parent
 CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
@@ -25,6 +25,14 @@ class CliRun:
 
     def of_type(self, kind: str) -> List[Dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
+
+    def streams_with_status(self, status: str) -> Set[str]:
+        """Names of the streams that reported this STREAM_STATUS (e.g. COMPLETE)."""
+        return {
+            m["trace"]["stream_status"]["stream_descriptor"]["name"]
+            for m in self.of_type("TRACE")
+            if m["trace"]["type"] == "STREAM_STATUS" and m["trace"]["stream_status"]["status"] == status
+        }
 
 
 def run_cli(

@@ -156,9 +156,7 @@ def test_given_account_without_webhook_subscription_when_read_then_zero_attempts
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records == {}
     assert stats["by_path"] == {"/v2/webhooks": 1}
-    statuses = [m["trace"]["stream_status"] for m in run.of_type("TRACE") if m["trace"]["type"] == "STREAM_STATUS"]
-    complete = {s["stream_descriptor"]["name"] for s in statuses if s["status"] == "COMPLETE"}
-    assert complete == {"quiz_attempts", "quiz_attempt_answers"}
+    assert run.streams_with_status("COMPLETE") == {"quiz_attempts", "quiz_attempt_answers"}
     said = [m for m in run.of_type("LOG") if "webhook subscription" in m["log"]["message"]]
     assert len(said) == 1 and said[0]["log"]["level"] == "INFO"
 

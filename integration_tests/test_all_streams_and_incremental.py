@@ -95,8 +95,7 @@ def test_given_account_without_learning_paths_when_read_then_404_is_an_empty_str
     assert run.returncode == 0, run.stderr[-2000:]
     assert run.records == {}
     assert stats["by_status"] == {"404": 1}  # listed once for both streams
-    statuses = [m["trace"]["stream_status"] for m in run.of_type("TRACE") if m["trace"]["type"] == "STREAM_STATUS"]
-    assert {s["stream_descriptor"]["name"] for s in statuses if s["status"] == "COMPLETE"} == {
+    assert run.streams_with_status("COMPLETE") == {
         "learning_paths",
         "learning_path_enrollments",
     }
