@@ -5,8 +5,8 @@ checkpoint was written under that same `sync_id`, i.e. by an earlier attempt of 
 records the Airbyte platform keeps. Anything else (no `sync_id`, another one, a state this connector
 did not write) means "read the whole stream". When a whole read ends without any stream failing, every
 checkpointed stream gets a last state meaning "start over", so the next sync reads everything even in
-a client that reuses one `sync_id` for every read (PyAirbyte fills in 1). See docs/northpass-lms.md,
-"Resuming".
+a client that reuses one `sync_id` for every read (PyAirbyte fills in 1). See docs/integrations/sources/northpass-lms.md,
+"Resuming a failed sync".
 
 State of a full-refresh stream, in the order an attempt writes them:
 - `{"sync_id": 7, "parents": {"prefix": n, "prefix_digest": <sha256>, "last": <id>, "done": [<ids>]}}`
