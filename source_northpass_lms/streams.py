@@ -147,7 +147,7 @@ class NorthpassStream(HttpStream, ABC):
         # the open connection, just before the request is written. Every page in flight keeps its connection.
         super().__init__(authenticator=authenticator)
         paced = PacedAdapter(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
-        for scheme in ("https://", "http://"):
+        for scheme in list(self._http_client._session.adapters):  # https, and http for a loopback base_url
             self._http_client._session.mount(scheme, paced)
 
     @property

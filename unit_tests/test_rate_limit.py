@@ -12,7 +12,10 @@ import pytest
 import requests
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
+from source_northpass_lms.auth import ApiKeyAuthenticator
+from source_northpass_lms.config import NorthpassConfig
 from source_northpass_lms.rate_limit import PacedAdapter, SlidingWindowBudget, ahead_in_line
+from source_northpass_lms.streams import People
 
 OVERSHOOT = 1e-6
 
@@ -188,3 +191,15 @@ def test_given_proxy_when_sent_then_call_taken_before_the_proxys_connection() ->
         PacedAdapter(budget, pool_maxsize=4).send(request, timeout=2, proxies=proxies)
 
     assert budget.calls_taken == 1  # the proxy's own connections are not paced: the call is taken before them
+
+
+@pytest.mark.parametrize("base_url", ["https://api.northpass.test", "http://127.0.0.1:8080"])
+def test_given_base_url_of_either_scheme_when_a_stream_sends_then_it_goes_through_the_paced_adapter(
+    base_url: str,
+) -> None:
+    config = NorthpassConfig.parse({"api_key": "key", "base_url": base_url})
+    stream = People(config, ApiKeyAuthenticator(config.api_key, config.base_url), CountingBudget())
+
+    adapter = stream._http_client._session.get_adapter(f"{config.api_root}people")
+
+    assert isinstance(adapter, PacedAdapter)
