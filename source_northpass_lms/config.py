@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Mapping, Optional
@@ -24,6 +25,10 @@ DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0  # a stalled read is abandoned and retrie
 DEFAULT_RETRY_BUDGET_SECONDS = 600.0  # how long one request may keep retrying before the stream fails
 DEFAULT_BACKOFF_BASE_SECONDS = 1.0  # first exponential backoff step when no Retry-After is sent
 LOOPBACK_HOSTS = {"localhost"}
+# spec.yaml's start_date pattern, which the setup screen and the CDK's config validation also enforce: a date-time
+# with seconds and a zone (Z or an offset), fractions optional. It is matched here first, so that a value outside it
+# gets a message naming the field and the form, not the JSON-schema validator's.
+START_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
 
 
 class ConfigError(AirbyteTracedException):
@@ -135,14 +140,20 @@ def _number(raw: Mapping[str, Any], field: str, default: float, low: float, high
 
 
 def _start_date(value: Any) -> Optional[datetime]:
-    if value in (None, ""):
+    if value is None:
         return None
-    if not isinstance(value, str):
-        raise ConfigError("start_date", "must be an ISO-8601 date or date-time string such as 2024-01-01T00:00:00Z.")
+    # re.search, as JSON schema's pattern is applied: whatever the pattern accepts is parsed below.
+    if not isinstance(value, str) or re.search(START_DATE_PATTERN, value) is None:
+        raise ConfigError(
+            "start_date",
+            "must be a date-time such as 2024-01-01T00:00:00Z (YYYY-MM-DDTHH:mm:ssZ; an offset such as +02:00 may "
+            f"replace Z), got {value!r}.",
+        )
     try:
-        parsed = pendulum.parse(value)
+        # Python's `$` also matches before a final newline, and so the pattern accepts one: it is not part of the date.
+        parsed = pendulum.parse(value.rstrip("\n"))
     except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
-        raise ConfigError("start_date", f"is not an ISO-8601 date-time: {value!r}.") from exc
+        raise ConfigError("start_date", f"is not a valid date-time: {value!r}.") from exc
     if not isinstance(parsed, datetime):
-        raise ConfigError("start_date", f"is not an ISO-8601 date-time: {value!r}.")
+        raise ConfigError("start_date", f"is not a valid date-time: {value!r}.")
     return parsed.in_timezone("UTC")

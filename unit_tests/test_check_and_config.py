@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+import random
+import re
+from datetime import datetime, timedelta, timezone
 from typing import Any, Dict, Mapping
 
 import pytest
 import requests
 import requests_mock
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
+from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_northpass_lms import SourceNorthpassLms
-from source_northpass_lms.config import ConfigError, NorthpassConfig
+from source_northpass_lms.config import DEFAULT_BASE_URL, START_DATE_PATTERN, ConfigError, NorthpassConfig
 
 from .conftest import API, API_KEY, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, jsonapi_page, make_config, person
 
@@ -150,3 +155,89 @@ def test_given_defaults_then_documented_production_values() -> None:
         8,
     )
     assert (cfg.retry_budget_seconds, cfg.request_timeout_seconds) == (600.0, 60.0)
+
+
+# ---------------------------------------------------------------------------------- start_date and its spec pattern
+
+SPEC = SourceNorthpassLms(None, None, None).spec(LOGGER).connectionSpecification
+UTC = timezone.utc
+
+
+def spec_accepts(config: Mapping[str, Any]) -> bool:
+    """The CDK's own config validation against the spec (pattern included), as run before check, discover and read."""
+    try:
+        check_config_against_spec_or_exit(config, SourceNorthpassLms(None, None, None).spec(LOGGER))
+    except AirbyteTracedException:
+        return False
+    return True
+
+
+def test_spec_start_date_pattern_is_the_one_config_parsing_applies() -> None:
+    start_date = SPEC["properties"]["start_date"]
+    assert start_date["pattern"] == START_DATE_PATTERN
+    assert (start_date["format"], start_date["pattern_descriptor"]) == ("date-time", "YYYY-MM-DDTHH:mm:ssZ")
+    assert re.search(start_date["pattern"], start_date["examples"][0])
+
+
+@pytest.mark.parametrize(
+    "value, expected",
+    [
+        ("2024-01-01T00:00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T02:30:00+02:30", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2023-12-31T19:00:00-05:00", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-02-29T23:59:59.25Z", datetime(2024, 2, 29, 23, 59, 59, 250000, tzinfo=UTC)),
+        ("2024-06-30T12:00:00.123456789Z", datetime(2024, 6, 30, 12, 0, 0, 123456, tzinfo=UTC)),
+        # JSON schema applies a pattern with a search, where `$` also matches before a final newline.
+        ("2024-01-01T00:00:00Z\n", datetime(2024, 1, 1, tzinfo=UTC)),
+    ],
+)
+def test_given_start_date_the_spec_accepts_when_parsed_then_that_instant_in_utc(value: str, expected: datetime) -> None:
+    config = make_config(start_date=value)
+
+    assert spec_accepts(config)
+    assert NorthpassConfig.parse(config).start_date == expected
+
+
+@pytest.mark.parametrize(
+    "value",
+    ["2024-01-01", "2024-01-01T00:00:00", "2024-01-01 00:00:00Z", "2024-01-01T00:00Z", "2024-01-01T00:00:00+0200", ""],
+)
+def test_given_start_date_the_spec_refuses_when_parsed_then_config_error_giving_the_form(value: str) -> None:
+    config = make_config(start_date=value)
+
+    assert not spec_accepts(config)
+    with pytest.raises(ConfigError) as raised:
+        NorthpassConfig.parse(config)
+    assert "Config field 'start_date': must be a date-time such as 2024-01-01T00:00:00Z" in (raised.value.message or "")
+
+
+@pytest.mark.parametrize("value", ["2024-02-30T00:00:00Z", "2024-13-01T00:00:00Z", "2024-01-01T24:00:00Z"])
+def test_given_start_date_of_the_right_form_but_no_such_instant_when_parsed_then_config_error(value: str) -> None:
+    with pytest.raises(ConfigError) as raised:
+        NorthpassConfig.parse(make_config(start_date=value))
+    assert "Config field 'start_date': is not a valid date-time" in (raised.value.message or "")
+
+
+def test_given_any_valid_date_time_of_the_pattern_when_parsed_then_accepted_as_that_instant() -> None:
+    """Every form the pattern allows (zone Z or an offset, with or without a fraction) on dates across the calendar."""
+    rng = random.Random(17)
+    for _ in range(500):
+        instant = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(40 * 366 * 86400))
+        fraction = rng.choice(["", f".{rng.randrange(10**6):06d}"])
+        offset = timedelta(minutes=rng.choice([0, 60, -300, 330, 840, -720]))
+        local = instant.astimezone(timezone(offset))
+        zone = rng.choice(["Z", "+00:00"]) if not offset else local.strftime("%z")[:3] + ":" + local.strftime("%z")[3:]
+        value = local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
+        expected = instant + (timedelta(microseconds=int(fraction[1:])) if fraction else timedelta())
+
+        assert re.search(START_DATE_PATTERN, value), value
+        assert NorthpassConfig.parse(make_config(start_date=value)).start_date == expected, value
+
+
+def test_spec_hides_base_url_from_the_setup_screen_and_keeps_the_fields_in_order() -> None:
+    properties = SPEC["properties"]
+    hidden = sorted(name for name, field in properties.items() if field.get("airbyte_hidden"))
+    assert hidden == ["backoff_base_seconds", "base_url"]
+    assert properties["base_url"]["default"] == DEFAULT_BASE_URL
+    # Field i has order i: a new field takes the next number.
+    assert sorted(field["order"] for field in properties.values()) == list(range(len(properties)))

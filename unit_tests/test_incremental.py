@@ -121,7 +121,7 @@ def test_given_start_date_when_incremental_without_state_then_older_records_skip
         f"{API}/people", json=jsonapi_page([updated(1, "2023-12-31T23:59:59Z"), updated(2, "2024-01-01T00:00:00Z")])
     )
 
-    output = incremental(make_config(start_date="2024-01-01"))
+    output = incremental(make_config(start_date="2024-01-01T00:00:00Z"))
 
     assert [r["id"] for r in records_of(output, "people")] == ["person-0002"]
     assert http.last_request.qs["filter[updated_at][gteq]"] == ["2024-01-01t00:00:00z"]
@@ -130,7 +130,7 @@ def test_given_start_date_when_incremental_without_state_then_older_records_skip
 def test_given_start_date_when_full_refresh_then_ignored(http: requests_mock.Mocker) -> None:
     http.get(f"{API}/people", json=jsonapi_page([updated(1, "2023-12-31T23:59:59Z")]))
 
-    output = run_read(make_config(start_date="2024-01-01"), ["people"])
+    output = run_read(make_config(start_date="2024-01-01T00:00:00Z"), ["people"])
 
     assert len(records_of(output, "people")) == 1
     assert "filter" not in http.last_request.url

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
+from source_northpass_lms import SourceNorthpassLms
 from source_northpass_lms.config import DEFAULT_BASE_URL
 
 if sys.version_info >= (3, 11):
@@ -61,6 +62,43 @@ def test_metadata_is_valid_against_airbytes_published_metadata_schema() -> None:
 
     metadata = ConnectorMetadataDefinitionV0.model_validate(yaml.safe_load((ROOT / "metadata.yaml").read_text()))
     assert metadata.data.connector_type.value == "source"
+
+
+def _docs_request_costs() -> Mapping[str, str]:
+    """Stream -> its full-refresh cost in requests, from the streams table of the docs page."""
+    page = (ROOT / "docs/integrations/sources/northpass-lms.md").read_text()
+    table = page.split("## Supported Streams", 1)[1].split("\n\n", 2)[1]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    return {row[0].strip("`"): row[-1] for row in rows}
+
+
+def test_suggested_streams_are_streams_of_the_source_and_cheap_by_the_docs_cost_table() -> None:
+    suggested = set(_metadata()["suggestedStreams"]["streams"])
+    config = {"api_key": "key"}
+    costs = _docs_request_costs()
+
+    assert suggested <= {stream.name for stream in SourceNorthpassLms(None, config, None).streams(config)}
+    assert set(costs) >= suggested
+    one_request_per_page_of_their_own_list = {name for name, cost in costs.items() if cost.endswith(" / 100")}
+    # course_enrollments, one request or more per course, is the one fan-out suggested: the reason to sync an LMS.
+    assert suggested - one_request_per_page_of_their_own_list == {"course_enrollments"}
+
+
+def test_test_suites_declared_are_the_ones_this_repository_has_with_airbytes_secret_naming() -> None:
+    suites = {options["suite"]: options for options in _metadata()["connectorTestSuitesOptions"]}
+    name = _pyproject()["project"]["name"]
+
+    assert set(suites) == {"unitTests", "integrationTests", "acceptanceTests"}
+    assert (ROOT / "unit_tests").is_dir() and (ROOT / "integration_tests").is_dir()
+    assert (ROOT / "acceptance-test-config.yml").is_file()
+    (secret,) = suites["acceptanceTests"]["testSecrets"]
+    assert secret["name"] == f"SECRET_{name.upper()}__CREDS" and secret["fileName"] == "config.json"
+    assert secret["secretStore"] == {"type": "GSM", "alias": "airbyte-connector-testing-secret-store"}
+
+
+def test_pypi_publishing_declared_for_the_distribution_under_airbytes_prefix() -> None:
+    pypi = _metadata()["remoteRegistries"]["pypi"]
+    assert pypi == {"enabled": True, "packageName": f"airbyte-{_pyproject()['project']['name']}"}
 
 
 def test_metadata_allows_only_the_host_of_the_default_base_url() -> None:
