@@ -67,9 +67,9 @@ def test_metadata_is_valid_against_airbytes_published_metadata_schema() -> None:
 def _docs_request_costs() -> Mapping[str, str]:
     """Stream -> its full-refresh cost in requests, from the streams table of the docs page."""
     page = (ROOT / "docs/integrations/sources/northpass-lms.md").read_text()
-    table = page.split("## Supported Streams", 1)[1].split("\n\n", 2)[1]
-    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table.splitlines()[2:]]
-    return {row[0].strip("`"): row[-1] for row in rows}
+    section = page.split("\n## Supported Streams\n", 1)[1].split("\n#", 1)[0]
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in section.splitlines()]
+    return {row[0].strip("`"): row[-1] for row in rows if row[0].startswith("`")}
 
 
 def test_suggested_streams_are_streams_of_the_source_and_cheap_by_the_docs_cost_table() -> None:
