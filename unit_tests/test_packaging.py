@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import zipfile
-from pathlib import Path
-from typing import Any, List, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any, Dict, List, Mapping, NoReturn, Tuple
 from urllib.parse import urlsplit
 
 import pytest
@@ -26,6 +28,21 @@ else:  # pytest depends on tomli before Python 3.11
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = "source_northpass_lms"
 WHEEL_BUILD_TIMEOUT_SECONDS = 120
+# Airbyte's template for Python connectors, `docker-images/Dockerfile.python-connector` in airbytehq/airbyte (read at
+# commit 02e8a80). The installed CDK does not ship it: `airbyte-cdk image build` reads it from a checkout of that
+# repository or downloads it from there, and passes it BASE_IMAGE and CONNECTOR_NAME (`_airbytes_build` below
+# takes the template's name and both arguments from the CDK's own code). What the template's final stage is:
+# the base image, the builder stage's /usr/local (where the package was installed), an entrypoint script that
+# runs the connector's console script, and these instructions.
+TEMPLATE_FINAL_STAGE = [
+    ("WORKDIR", "/airbyte/integration_code"),
+    ("COPY", "--from=builder /usr/local /usr/local"),
+    ("USER", "airbyte"),
+    ("ENV", 'AIRBYTE_ENTRYPOINT="/entrypoint.sh"'),
+    ("ENTRYPOINT", '["/entrypoint.sh"]'),
+]
+TEMPLATE_ENTRYPOINT_SCRIPT = '#!/usr/bin/env bash\nset -e\n\n{connector_name} "$@"\n'
+TEMPLATE_ENTRYPOINT_PATH = "/entrypoint.sh"
 
 
 def _metadata() -> Mapping[str, Any]:
@@ -50,6 +67,95 @@ def _dockerfile_instructions() -> List[tuple[str, str]]:
 
 def _arguments(keyword: str) -> List[str]:
     return [arguments for name, arguments in _dockerfile_instructions() if name == keyword]
+
+
+def _base_image_argument() -> str:
+    """The default of the Dockerfile's global `ARG BASE_IMAGE=...` (the one before the first FROM)."""
+    global_args = [arguments for name, arguments in _dockerfile_instructions()[:1] if name == "ARG"]
+    assert global_args and global_args[0].startswith("BASE_IMAGE="), "the Dockerfile starts with ARG BASE_IMAGE=..."
+    return global_args[0].partition("=")[2]
+
+
+def _stages() -> List[List[Tuple[str, str]]]:
+    """Each build stage's instructions, its FROM first."""
+    stages: List[List[Tuple[str, str]]] = []
+    for instruction in _dockerfile_instructions():
+        if instruction[0] == "FROM":
+            stages.append([])
+        if stages:
+            stages[-1].append(instruction)
+    return stages
+
+
+def _copied_from_context() -> List[List[str]]:
+    """Each COPY from the build context (not from another stage) as its source paths."""
+    copies = []
+    for arguments in _arguments("COPY"):
+        words = shlex.split(arguments)
+        if not any(word.startswith("--from=") for word in words):
+            copies.append([word for word in words if not word.startswith("--")][:-1])
+    return copies
+
+
+def _written_entrypoint_script(stage: List[Tuple[str, str]]) -> Tuple[str, str]:
+    """(content, mode) of the entrypoint script a RUN of this stage writes with printf and chmod."""
+    for name, arguments in stage:
+        words = shlex.split(arguments)
+        if name == "RUN" and words[:1] == ["printf"] and words[2:4] == [">", TEMPLATE_ENTRYPOINT_PATH]:
+            chmod = words[4:]
+            assert "%" not in words[1] and len(chmod) == 4 and chmod[:2] == ["&&", "chmod"], arguments
+            assert chmod[3] == TEMPLATE_ENTRYPOINT_PATH, arguments
+            return words[1].replace("\\n", "\n"), chmod[2]
+    raise AssertionError(f"no RUN of the final stage writes {TEMPLATE_ENTRYPOINT_PATH} with printf")
+
+
+@pytest.fixture
+def airbytes_build(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Dict[str, Any]:
+    """What `airbyte-cdk image build` does for this connector, by the installed CDK's own code.
+
+    Docker and the network are replaced by recorders, and there is no checkout of Airbyte's repository, so the
+    CDK takes its download path: the template it fetches and the build arguments it passes are recorded.
+    """
+    from airbyte_cdk.models.connector_metadata import MetadataFile
+    from airbyte_cdk.utils import docker
+
+    fetched: List[str] = []
+    builds: List[Dict[str, Any]] = []
+
+    class Downloaded:
+        text = ""
+
+        def raise_for_status(self) -> None:
+            """The recorded download succeeded."""
+
+    def no_checkout(from_dir: Path) -> NoReturn:
+        raise FileNotFoundError(f"no checkout of Airbyte's repository around {from_dir}")
+
+    def download(url: str, *args: Any, **kwargs: Any) -> Downloaded:
+        fetched.append(url)
+        return Downloaded()
+
+    def build(**kwargs: Any) -> str:
+        builds.append(kwargs)
+        return str(kwargs["tag"])
+
+    monkeypatch.setattr(docker, "resolve_airbyte_repo_root", no_checkout)
+    monkeypatch.setattr(docker.requests, "get", download)
+    monkeypatch.setattr(docker, "_build_image", build)
+    monkeypatch.setattr(docker, "_tag_image", lambda **kwargs: None)
+    # Airbyte's connector folder is named as the image repository's name, and passed as the connector name.
+    name = _metadata()["dockerRepository"].split("/")[-1]
+    connector = tmp_path / name
+    connector.mkdir()
+    shutil.copy(ROOT / "metadata.yaml", connector / "metadata.yaml")
+    metadata = MetadataFile.from_file(connector / "metadata.yaml")
+
+    docker.build_connector_image(
+        connector_name=name, connector_directory=connector, metadata=metadata, tag="dev", no_verify=True
+    )
+
+    assert builds, "the CDK built nothing"
+    return {"templates": fetched, "build_args": builds[0]["build_args"]}
 
 
 def test_metadata_is_valid_against_airbytes_published_metadata_schema() -> None:
@@ -116,41 +222,57 @@ def test_docker_image_tag_is_the_package_version() -> None:
     assert _metadata()["dockerImageTag"] == _pyproject()["project"]["version"]
 
 
-def test_dockerfile_builds_from_the_base_image_declared_in_metadata() -> None:
+def test_dockerfile_builds_every_stage_from_the_base_image_declared_in_metadata() -> None:
     base_image = _metadata()["connectorBuildOptions"]["baseImage"]
-    assert _arguments("FROM") == [base_image]
+    assert _base_image_argument() == base_image
+    assert [re.sub(r"\s+AS\s+\S+$", "", arguments, flags=re.I) for arguments in _arguments("FROM")] == [
+        "${BASE_IMAGE}"
+    ] * 2
     # Pinned by digest, as Airbyte requires, so a rebuild gets the same base.
     assert re.fullmatch(r"docker\.io/airbyte/python-connector-base:\d+\.\d+\.\d+@sha256:[0-9a-f]{64}", base_image)
 
 
+def test_airbytes_build_of_this_connector_uses_the_python_template_with_our_base_image(
+    airbytes_build: Dict[str, Any],
+) -> None:
+    assert [PurePosixPath(urlsplit(url).path).parts[-2:] for url in airbytes_build["templates"]] == [
+        ("docker-images", "Dockerfile.python-connector"),
+        ("docker-images", "Dockerfile.python-connector.dockerignore"),
+    ]
+    assert airbytes_build["build_args"]["BASE_IMAGE"] == _base_image_argument()
+
+
+def test_dockerfile_final_stage_is_airbytes_template_with_our_connector_name(airbytes_build: Dict[str, Any]) -> None:
+    """Same base image, entrypoint script, user, environment and installed files as `airbyte-cdk image build`."""
+    connector_name = airbytes_build["build_args"]["CONNECTOR_NAME"]
+    *_, final = _stages()
+    script, mode = _written_entrypoint_script(final)
+
+    assert [instruction for instruction in final if instruction[0] not in ("FROM", "RUN")] == TEMPLATE_FINAL_STAGE
+    assert script == TEMPLATE_ENTRYPOINT_SCRIPT.format(connector_name=connector_name)
+    assert mode == "755"
+    # The script runs the connector by its console script, which the installed package must provide.
+    scripts = importlib.metadata.distribution(_pyproject()["project"]["name"]).entry_points
+    assert connector_name in {entry.name for entry in scripts if entry.group == "console_scripts"}
+
+
+def test_builder_stage_installs_the_package_into_the_base_images_python() -> None:
+    builder, _ = _stages()
+    assert builder[0] == ("FROM", "${BASE_IMAGE} AS builder")
+    assert ("RUN", "pip install --no-cache-dir .") in builder
+
+
 def test_every_path_the_dockerfile_copies_exists() -> None:
-    copies = _arguments("COPY")
+    copies = _copied_from_context()
     assert copies
-    missing = []
-    for arguments in copies:
-        sources = [word for word in shlex.split(arguments) if not word.startswith("--")][:-1]
-        missing += [source for source in sources if not (ROOT / source).exists()]
+    missing = [source for sources in copies for source in sources if not (ROOT / source).exists()]
     assert not missing, f"the Dockerfile copies paths that do not exist: {missing}"
 
 
 def test_dockerfile_copies_what_the_package_build_reads() -> None:
     """`pip install .` in the image needs the readme pyproject.toml names, and the package itself."""
-    copied = {word for arguments in _arguments("COPY") for word in shlex.split(arguments)[:-1]}
-    assert {"pyproject.toml", "main.py", PACKAGE} <= copied
-    assert _pyproject()["project"]["readme"] in copied
-
-
-def test_entrypoint_runs_main_py_which_starts_the_connector() -> None:
-    entrypoints = _arguments("ENTRYPOINT")
-    assert len(entrypoints) == 1
-    command = json.loads(entrypoints[0])
-    assert command == ["python", "/airbyte/integration_code/main.py"]
-    assert any(arguments.startswith("/airbyte/integration_code") for arguments in _arguments("WORKDIR"))
-    assert any(
-        arguments == 'AIRBYTE_ENTRYPOINT="python /airbyte/integration_code/main.py"' for arguments in _arguments("ENV")
-    )
-    main = (ROOT / "main.py").read_text()
-    assert f"from {PACKAGE}.run import run" in main and "run()" in main
+    copied = {source for sources in _copied_from_context() for source in sources}
+    assert {"pyproject.toml", PACKAGE, _pyproject()["project"]["readme"]} <= copied
 
 
 def test_main_py_answers_spec() -> None:
