@@ -11,46 +11,23 @@ generates its own test module under `.tmp/` in this folder and runs pytest here.
 from __future__ import annotations
 
 import json
-import shutil
-import subprocess
-from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator
 
 import pytest
 from airbyte_cdk.test.standard_tests.docker_base import DockerConnectorTestSuite
 
+from integration_tests.image import docker_engine_unavailable
+
 CONNECTOR_ROOT = Path(__file__).resolve().parent
 VALID_CONFIG = CONNECTOR_ROOT / "secrets" / "sandbox_config.json"
 INVALID_CONFIG = CONNECTOR_ROOT / "secrets" / "sandbox_invalid_config.json"
-DOCKER_INFO_TIMEOUT_SECONDS = 20
 # Image tests that send the scenario's config to the connector inside a container. The sandbox listens on the
 # host's 127.0.0.1, which a container does not reach (the CDK runs it without host networking), and the
 # connector allows plain http only to a loopback host: these cannot reach the sandbox from the image.
 IMAGE_TESTS_NEEDING_THE_SANDBOX = frozenset(
     {"test_docker_image_build_and_check", "test_docker_image_build_and_discover", "test_docker_image_build_and_read"}
 )
-
-
-@lru_cache(maxsize=1)
-def docker_engine_unavailable() -> Optional[str]:
-    """Why the image tests cannot run here, or None when a Docker engine answers."""
-    if shutil.which("docker") is None:
-        return "the docker CLI is not installed"
-    try:
-        probe = subprocess.run(
-            ["docker", "info", "--format", "{{.ServerVersion}}"],
-            capture_output=True,
-            text=True,
-            timeout=DOCKER_INFO_TIMEOUT_SECONDS,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        return f"`docker info` did not answer in {DOCKER_INFO_TIMEOUT_SECONDS} s"
-    if probe.returncode != 0 or not probe.stdout.strip():
-        reason = (probe.stderr.strip().splitlines() or ["no server version"])[-1]
-        return f"no Docker engine answers `docker info` ({reason})"
-    return None
 
 
 @pytest.fixture(scope="session")

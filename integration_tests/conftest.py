@@ -23,6 +23,15 @@ class CliRun:
     seconds: float = 0.0
     records: Dict[str, List[Dict[str, Any]]] = field(default_factory=dict)
 
+    @classmethod
+    def from_output(cls, done: subprocess.CompletedProcess[str], seconds: float) -> CliRun:
+        """A finished command's protocol messages, with its records grouped by stream."""
+        messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
+        run = cls(done.returncode, messages, done.stdout, done.stderr, seconds)
+        for message in run.of_type("RECORD"):
+            run.records.setdefault(message["record"]["stream"], []).append(message["record"]["data"])
+        return run
+
     def of_type(self, kind: str) -> List[Dict[str, Any]]:
         return [m for m in self.messages if m.get("type") == kind]
 
@@ -57,12 +66,7 @@ def run_cli(
         args += ["--state", str(tmp_path / "state.json")]
     started = time.monotonic()
     done = subprocess.run(args + list(extra), capture_output=True, text=True, timeout=timeout)
-    seconds = time.monotonic() - started
-    messages = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
-    run = CliRun(done.returncode, messages, done.stdout, done.stderr, seconds)
-    for message in run.of_type("RECORD"):
-        run.records.setdefault(message["record"]["stream"], []).append(message["record"]["data"])
-    return run
+    return CliRun.from_output(done, time.monotonic() - started)
 
 
 def catalog_for(*streams: str, sync_mode: str = "full_refresh") -> Dict[str, Any]:

@@ -12,5 +12,13 @@ scripts/bootstrap.sh
 if [ "${RUN_OTHER_PYTHONS:-1}" != 0 ]; then
   scripts/test-pythons.sh
 fi
+# The image (integration_tests/test_image.py): without a Docker engine, built with buildah on a stand-in base image
+# that scripts/image-base.sh installs buildah for and makes once per machine (about two minutes), then names here.
+# RUN_IMAGE=0 skips it; in CI a missing engine fails the run.
+export RUN_IMAGE="${RUN_IMAGE:-1}"
+if [ "$RUN_IMAGE" != 0 ]; then
+  IMAGE_TEST_BASE="$(scripts/image-base.sh)"
+  export IMAGE_TEST_BASE
+fi
 # PyAirbyte end to end installs PyAirbyte into .venv-pyairbyte/ on first use (~800 MB); RUN_PYAIRBYTE=0 skips it.
 RUN_PYAIRBYTE="${RUN_PYAIRBYTE:-1}" .venv/bin/python -m pytest "$@"
