@@ -460,6 +460,9 @@ class _Handler(BaseHTTPRequestHandler):
     server_version = "NorthpassSandbox/1.0"
     sys_version = ""
     timeout = 60
+    # Headers and body go out in two writes: with Nagle on, a small body waits for the client's delayed ACK
+    # (~40 ms on loopback), which capped one keep-alive connection at ~22 small responses a second.
+    disable_nagle_algorithm = True
     server: _HTTPServer
 
     # ------------------------------------------------------------ plumbing
