@@ -5,6 +5,7 @@ from __future__ import annotations
 import http.client
 import json
 import os
+import re
 import selectors
 import subprocess
 import sys
@@ -13,6 +14,8 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import timedelta
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any, Dict
 from urllib.parse import parse_qs, urlsplit
@@ -25,7 +28,15 @@ from integration_tests.sandbox import (
     SandboxServer,
     generate_dataset,
 )
-from integration_tests.sandbox.data import ALL_STREAMS, parse_ts
+from integration_tests.sandbox.data import (
+    ALL_STREAMS,
+    EVIDENCE_KINDS,
+    SILENT_KINDS,
+    TRANSCRIPT_STREAMS,
+    Dataset,
+    fmt_ts,
+    parse_ts,
+)
 
 KEY = "sandbox-key"
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -669,3 +680,374 @@ def test_given_a_tiny_account_when_generated_then_the_tie_cluster_shrinks_to_wha
     )
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) > 0
+
+
+# ------------------------------------------------- transcripts and properties
+TX_DATA: Dict[str, Any] = {
+    "people": 300,
+    "courses": 6,
+    "learning_paths": 3,
+    "events": 200,
+    "quiz_attempts": 10,
+    "largest_course": 120,  # the default 350 would enroll all 300 people: some must have no transcript
+}
+TX_OPTIONS: Dict[str, Any] = {**TX_DATA, "requests_per_second": None}
+TIMESTAMP_RE = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ$")
+TRANSCRIPT_ATTRIBUTES = [
+    "resource_type",
+    "resource_id",
+    "name",
+    "progress_status",
+    "enrolled_at",
+    "started_at",
+    "completed_at",
+    "expires_at",
+    "score",
+]
+
+
+@pytest.fixture(scope="module")
+def tx() -> Iterator[SandboxServer]:
+    """A sandbox the transcript tests only read."""
+    with SandboxServer(SandboxOptions(**TX_OPTIONS)) as server:
+        yield server
+
+
+def _tx_dataset() -> Dataset:
+    return generate_dataset(**TX_DATA)
+
+
+def _read_all(base_url: str, path: str, limit: int = 100) -> tuple[list[Dict[str, Any]], list[Dict[str, Any]]]:
+    """Every page of a list by its next links: (items, the documents)."""
+    docs: list[Dict[str, Any]] = []
+    target: str | None = f"{path}?limit={limit}"
+    while target is not None and len(docs) < 50:
+        r = request(base_url, target)
+        assert r.status == 200, (target, r.status)
+        docs.append(r.json())
+        nxt = docs[-1]["links"].get("next")
+        target = f"{path_of(nxt)}&limit={limit}" if nxt else None
+    return [item for doc in docs for item in doc["data"]], docs
+
+
+def _person_without_items(ds: Dataset) -> str:
+    return next(pid for pid, items in ds.transcripts.items() if not items)
+
+
+def test_transcripts_and_properties_leave_every_other_stream_as_it_was() -> None:
+    with_them = generate_dataset(seed=5, people=300, courses=6).to_json()
+    without = generate_dataset(seed=5, people=300, courses=6, transcripts=False).to_json()
+    assert sum(len(items) for items in with_them["transcripts"].values()) > 300
+    assert len(with_them["course_properties"]) == 6
+    assert without["transcripts"] == {} and without["course_properties"] == []
+    for name in TRANSCRIPT_STREAMS:
+        del with_them[name], without[name]
+    assert with_them == without
+
+
+def test_a_transcript_item_per_course_and_path_enrollment() -> None:
+    ds = _tx_dataset()
+    by_person = {pid: {(i["attributes"]["resource_type"], i["attributes"]["resource_id"]): i for i in items}
+                 for pid, items in ds.transcripts.items()}  # fmt: skip
+    names = {r["id"]: r["attributes"]["name"] for r in ds.courses + ds.learning_paths}
+    enrollments = 0
+    for resource_type, children in (("course", ds.course_enrollments), ("learning_path", ds.learning_path_enrollments)):
+        for parent_id, listed in children.items():
+            for enrollment in listed:
+                enrollments += 1
+                attrs = enrollment["attributes"]
+                item = by_person[attrs["person_id"]][(resource_type, parent_id)]["attributes"]
+                progress = attrs["progress"]
+                status = "enrolled" if progress == 0 else "completed" if progress == 100 else "in_progress"
+                assert (item["name"], item["progress_status"], item["enrolled_at"]) == (
+                    names[parent_id],
+                    status,
+                    attrs["enrolled_at"],
+                )
+    items = [i["attributes"] for listed in ds.transcripts.values() for i in listed]
+    heavy = ds.heavy_transcript_people
+    assert [len(ds.transcripts[pid]) for pid in heavy] == [150, 200]
+    assert heavy == ds.person_ids_by_index[1:3]
+    sessions = sum(1 for i in items if i["resource_type"] == "event")
+    assert len(items) == enrollments + sessions and sessions > 100
+    enrolled = {e["attributes"]["person_id"] for listed in ds.course_enrollments.values() for e in listed}
+    enrolled |= {e["attributes"]["person_id"] for listed in ds.learning_path_enrollments.values() for e in listed}
+    assert {pid for pid, listed in ds.transcripts.items() if listed} == enrolled | set(heavy)
+    assert set(ds.transcripts) == {p["id"] for p in ds.people}
+    for item in items:
+        assert list(item) == TRANSCRIPT_ATTRIBUTES
+        assert (item["completed_at"] is not None) == (item["progress_status"] == "completed")
+        assert item["started_at"] is None or item["progress_status"] != "enrolled"
+        assert item["expires_at"] is None or item["progress_status"] == "completed"
+        for name in ("enrolled_at", "started_at", "completed_at", "expires_at"):
+            assert item[name] is None or TIMESTAMP_RE.match(item[name]), item
+        assert item["score"] is None or 0 <= item["score"] <= 100
+    for name in ("started_at", "expires_at", "score"):
+        assert {i[name] is None for i in items} == {True, False}, name
+    assert {i["progress_status"] for i in items} == {"enrolled", "in_progress", "completed"}
+    ids = [(pid, i["id"]) for pid, listed in ds.transcripts.items() for i in listed]
+    assert len(set(ids)) == len(ids)
+
+
+def test_transcript_pages_like_every_list_and_the_records_carry_person_id(tx: SandboxServer) -> None:
+    ds = tx.dataset
+    for person_id, size in zip(ds.heavy_transcript_people, (150, 200), strict=True):
+        items, docs = _read_all(tx.base_url, f"/v2/transcripts/{person_id}")
+        assert items == ds.transcripts[person_id] and len(items) == size
+        assert [len(d["data"]) for d in docs] == [100, size - 100]
+        assert "limit" not in parse_qs(urlsplit(docs[0]["links"]["next"]).query)
+        assert "next" not in docs[1]["links"]
+        assert request(tx.base_url, f"/v2/transcripts/{person_id}?limit=100&page=3").status == 404
+    assert len(request(tx.base_url, f"/v2/transcripts/{ds.heavy_transcript_people[0]}").json()["data"]) == 10
+    records = tx.expected_records("transcripts")
+    assert len(records) == sum(len(items) for items in ds.transcripts.values())
+    assert [r["person_id"] for r in records] == sorted(r["person_id"] for r in records)
+    served = request(tx.base_url, f"/v2/transcripts/{ds.heavy_transcript_people[1]}?limit=3").json()["data"]
+    mine = [r for r in records if r["person_id"] == ds.heavy_transcript_people[1]][:3]
+    assert mine == [{"id": d["id"], "type": d["type"], **d["attributes"], "person_id": ds.heavy_transcript_people[1]}
+                    for d in served]  # fmt: skip
+    assert all("read_at" not in r for r in records)
+    over_http = request(tx.base_url, "/_sandbox/expected?stream=transcripts", key=None).json()
+    assert over_http == {"transcripts": records}
+    assert tx.stats()["by_path"]["/v2/transcripts/{id}"] >= 5
+
+
+def test_transcript_of_an_unknown_person_or_the_older_path_is_404(tx: SandboxServer) -> None:
+    someone = tx.dataset.heavy_transcript_people[0]
+    for target in (
+        "/v2/transcripts/00000000-0000-4000-8000-000000000000",
+        f"/v2/people/{someone}/transcript",
+        f"/v2/transcripts/{someone}/items",
+    ):
+        r = request(tx.base_url, target)
+        assert r.status == 404, target
+        assert r.json()["errors"][0]["status"] == "404"
+
+
+def test_a_person_without_items_gets_404_or_an_empty_list_by_the_switch() -> None:
+    with SandboxServer(SandboxOptions(**TX_OPTIONS)) as s:
+        target = f"/v2/transcripts/{_person_without_items(s.dataset)}?limit=100"
+        missing = request(s.base_url, target)
+        s.options.transcripts_empty = "empty"
+        empty = request(s.base_url, target)
+        unknown = request(s.base_url, "/v2/transcripts/00000000-0000-4000-8000-000000000000")
+        self_link = s.base_url + target
+    assert missing.status == 404 and missing.json()["errors"][0]["status"] == "404"
+    assert empty.status == 200 and empty.json() == {"data": [], "links": {"self": self_link}}
+    assert unknown.status == 404
+    with pytest.raises(ValueError):
+        SandboxOptions(transcripts_empty="none")
+
+
+def test_forbidden_switches_answer_403_on_their_endpoint_only() -> None:
+    with SandboxServer(SandboxOptions(**TX_OPTIONS, transcripts_forbidden=True)) as s:
+        person = s.dataset.heavy_transcript_people[0]
+        gated = [request(s.base_url, t) for t in (f"/v2/transcripts/{person}", "/v2/transcripts/unknown")]
+        properties = request(s.base_url, "/v2/properties/courses")
+        s.options.transcripts_forbidden, s.options.properties_forbidden = False, True
+        open_again = request(s.base_url, f"/v2/transcripts/{person}")
+        gated.append(request(s.base_url, "/v2/properties/courses?limit=100"))
+        stats = s.stats()
+    for r in gated:
+        assert r.status == 403
+        error = r.json()["errors"][0]
+        assert error["status"] == "403" and "plan" in error["detail"]
+    assert properties.status == 200 and open_again.status == 200
+    assert stats["by_status"]["403"] == 3  # answered after auth and the rate limit, counted like any answer
+
+
+def test_course_properties_one_per_course_and_an_empty_page_past_the_end(tx: SandboxServer) -> None:
+    items, docs = _read_all(tx.base_url, "/v2/properties/courses", limit=4)
+    assert [len(d["data"]) for d in docs] == [4, 2] and "next" not in docs[-1]["links"]
+    assert [i["id"] for i in items] == [c["id"] for c in tx.dataset.courses]
+    records = tx.expected_records("course_properties")
+    assert records == [{"id": i["id"], "type": "course_properties", **i["attributes"]} for i in items]
+    assert [r["name"] for r in records] == [c["attributes"]["name"] for c in tx.dataset.courses]
+    past = request(tx.base_url, "/v2/properties/courses?limit=4&page=3")
+    assert past.status == 200
+    assert past.json() == {"data": [], "links": {"self": tx.base_url + "/v2/properties/courses?limit=4&page=3"}}
+    forty = generate_dataset(people=50, courses=40).expected_records("course_properties")
+    assert {type(v) for r in forty for v in r["properties"].values()} == {str, int, float, bool, list, type(None)}
+    assert any(r["properties"] == {} for r in forty)
+    with SandboxServer(SandboxOptions(people=20, courses=0, requests_per_second=None)) as none:
+        assert request(none.base_url, "/v2/properties/courses").status == 404
+        assert none.expected_records("course_properties") == []
+
+
+def test_course_properties_follow_renamed_and_added_courses() -> None:
+    ds = _tx_dataset()
+    before = {r["id"]: r for r in ds.expected_records("course_properties")}
+    change = ds.mutate(update=2, add=1, streams=["courses"])["courses"]
+    after = {r["id"]: r for r in ds.expected_records("course_properties")}
+    names = {c["id"]: c["attributes"]["name"] for c in ds.courses}
+    assert list(after) == sorted(names) and all(after[cid]["name"] == names[cid] for cid in names)
+    for cid in change["updated"]:
+        assert after[cid]["properties"] == before[cid]["properties"] and after[cid]["name"] != before[cid]["name"]
+    assert [after[cid]["properties"] for cid in change["added"]] == [{}]
+
+
+# ------------------------------------------------------------------ clock
+def _dates(r: http.client.HTTPResponse) -> list[str]:
+    return [value for name, value in r.getheaders() if name.lower() == "date"]
+
+
+def test_every_response_carries_one_date_header_from_the_sandbox_clock(tx: SandboxServer) -> None:
+    conn = http.client.HTTPConnection("127.0.0.1", tx.port, timeout=5)
+    seen: list[tuple[int, list[str]]] = []
+    try:
+        for target, key in (("/v2/people", KEY), ("/v2/people", None), ("/v2/nope", KEY), ("/_sandbox/clock", None)):
+            conn.request("GET", target, headers={"X-Api-Key": key} if key else {})
+            r = conn.getresponse()
+            r.read()
+            seen.append((r.status, _dates(r)))
+    finally:
+        conn.close()
+    assert [status for status, _ in seen] == [200, 401, 404, 200]
+    newest = tx.dataset.newest_timestamp()
+    for _, dates in seen:
+        assert len(dates) == 1
+        sent = parsedate_to_datetime(dates[0])
+        assert newest + timedelta(days=1) <= sent <= tx.clock() and sent.year == 2024
+    assert abs((tx.clock() - parse_ts(request(tx.base_url, "/_sandbox/clock").json()["now"])).total_seconds()) < 2
+
+
+def test_the_clock_advances_in_real_time_and_can_be_set_or_moved() -> None:
+    with SandboxServer(SandboxOptions(**TX_OPTIONS, clock="2024-08-01T00:00:00Z")) as s:
+        start = s.clock()
+        time.sleep(1.1)
+        assert timedelta(seconds=1) <= s.clock() - start < timedelta(seconds=3)
+        assert start - parse_ts("2024-08-01T00:00:00Z") < timedelta(seconds=2)
+        r = request(s.base_url, "/_sandbox/clock", method="POST", payload={"at": "2024-12-24T18:00:00Z"})
+        assert r.status == 200 and r.json()["now"].startswith("2024-12-24T18:00:0")
+        assert parsedate_to_datetime(r.headers["date"]) - parse_ts("2024-12-24T18:00:00Z") < timedelta(seconds=2)
+        r = request(s.base_url, "/_sandbox/clock", method="POST", payload={"advance_seconds": 86400})
+        assert r.json()["now"].startswith("2024-12-25T18:00:0")
+        assert parsedate_to_datetime(request(s.base_url, "/v2/people").headers["date"]).day == 25
+        assert request(s.base_url, "/_sandbox/clock", method="POST", payload={"at": "soon"}).status == 400
+        assert request(s.base_url, "/_sandbox/clock", method="POST", payload={"back": 1}).status == 400
+    with pytest.raises(ValueError):
+        SandboxOptions(clock="tomorrow")
+
+
+# ------------------------------------------------------- transcript changes
+AT = "2024-10-01T12:00:00Z"
+# The expected streams each kind changes besides transcripts (its evidence); the silent kinds change none.
+EVIDENCE_STREAMS = {
+    "person_updated": {"people"},
+    "event": {"events"},
+    "quiz_attempt": {"quiz_attempts"},
+    "admin_enroll": set(),
+    "certificate_extended": set(),
+}
+
+
+def _everything(ds: Dataset) -> Dict[str, Any]:
+    return {s: ds.expected_records(s) for s in ALL_STREAMS + TRANSCRIPT_STREAMS}
+
+
+@pytest.mark.parametrize("kind", EVIDENCE_KINDS + SILENT_KINDS)
+def test_each_change_kind_changes_the_transcript_and_only_its_evidence(kind: str) -> None:
+    ds = _tx_dataset()
+    before, webhooks = _everything(ds), list(ds.webhooks)
+    evidence = kind in EVIDENCE_KINDS
+    result = ds.change_transcripts(evidence=int(evidence), silent=int(not evidence), at=AT, kinds=[kind])
+    after = _everything(ds)
+    assert result["at"] == AT
+    [person_id] = result["evidence" if evidence else "silent"][kind]
+    assert sum(len(ids) for group in ("evidence", "silent") for ids in result[group].values()) == 1
+    [item_id] = result["items"][person_id]
+    assert {s for s in after if after[s] != before[s]} == EVIDENCE_STREAMS[kind] | {"transcripts"}
+    assert (ds.webhooks != webhooks) == (kind == "quiz_attempt")
+    old = {(r["person_id"], r["id"]): r for r in before["transcripts"]}
+    new = {(r["person_id"], r["id"]): r for r in after["transcripts"]}
+    assert {k for k in old.keys() | new.keys() if old.get(k) != new.get(k)} == {(person_id, item_id)}
+    item, was = new[(person_id, item_id)], old.get((person_id, item_id))
+    if kind == "person_updated":
+        assert [p["updated_at"] for p in after["people"] if p["id"] == person_id] == [AT]
+        assert (item["progress_status"], item["completed_at"]) == ("completed", AT) and item["score"] is not None
+    elif kind == "event":
+        [event] = [e for e in after["events"] if e not in before["events"]]
+        assert (event["type"], event["person_id"], event["created_at"]) == (
+            "learner_viewed_activity_events",
+            person_id,
+            AT,
+        )
+        assert event["activity_id"] and after["events"][-1] == event
+        assert was is not None
+        if item["progress_status"] == was["progress_status"]:  # a completed item retaken
+            assert item["completed_at"] == AT
+        else:
+            assert AT in (item["started_at"], item["completed_at"])
+    elif kind == "quiz_attempt":
+        [attempt] = [a for a in after["quiz_attempts"] if a not in before["quiz_attempts"]]
+        assert (attempt["person_id"], attempt["webhook_created_at"], attempt["created_at"]) == (person_id, AT, AT)
+        messages = [m for m in ds.webhooks if m not in webhooks]
+        assert len(messages) == ds.webhook_urls == 2
+        assert {m["attributes"]["type"] for m in messages} == {"quiz_completed_events"}
+        assert was is not None and item["score"] == attempt["value"] != was["score"]
+        assert {k: v for k, v in item.items() if k != "score"} == {k: v for k, v in was.items() if k != "score"}
+    elif kind == "admin_enroll":
+        assert was is None and item["enrolled_at"] == AT and item["progress_status"] == "enrolled"
+        assert [r["id"] for r in after["transcripts"] if r["person_id"] == person_id][-1] == item_id
+    else:
+        assert was is not None and was["expires_at"] is not None
+        assert parse_ts(item["expires_at"]) - parse_ts(was["expires_at"]) == timedelta(days=365)
+        assert {k: v for k, v in item.items() if k != "expires_at"} == {
+            k: v for k, v in was.items() if k != "expires_at"
+        }
+
+
+def test_changes_cycle_through_the_kinds_on_distinct_people_and_are_deterministic() -> None:
+    results = [_tx_dataset().change_transcripts(evidence=7, silent=3, at=AT) for _ in range(2)]
+    assert results[0] == results[1]
+    evidence, silent = results[0]["evidence"], results[0]["silent"]
+    assert [len(evidence[k]) for k in EVIDENCE_KINDS] == [3, 2, 2]
+    assert [len(silent[k]) for k in SILENT_KINDS] == [2, 1]
+    people = [pid for group in (evidence, silent) for ids in group.values() for pid in ids]
+    assert len(set(people)) == 10 == len(results[0]["items"])
+    ds = _tx_dataset()
+    first = ds.change_transcripts(evidence=3, at=AT)
+    assert first != ds.change_transcripts(evidence=3, at=AT)  # the next call picks anew
+    for bad in ({"kinds": ["teleport"]}, {"evidence": 1, "kinds": ["admin_enroll"]}, {"silent": -1}):
+        with pytest.raises(ValueError):
+            ds.change_transcripts(**bad)
+    with pytest.raises(ValueError, match="no person left"):
+        generate_dataset(people=30, courses=2).change_transcripts(silent=40, kinds=["certificate_extended"])
+
+
+def test_changes_over_http_default_to_the_clock_and_are_served() -> None:
+    with SandboxServer(SandboxOptions(**TX_OPTIONS, clock="2024-11-05T08:00:00Z")) as s:
+        r = request(s.base_url, "/_sandbox/transcripts", method="POST", payload={"evidence": 3, "silent": 2})
+        assert r.status == 200
+        result = r.json()
+        assert parse_ts(result["at"]) - parse_ts("2024-11-05T08:00:00Z") < timedelta(seconds=3)
+        assert result["at"] == fmt_ts(parse_ts(result["at"]))
+        for person_id, item_ids in result["items"].items():
+            served, _ = _read_all(s.base_url, f"/v2/transcripts/{person_id}")
+            assert set(item_ids) <= {i["id"] for i in served}
+            assert served == s.dataset.transcripts[person_id]
+        [updated] = result["evidence"]["person_updated"]
+        people = request(s.base_url, f"/v2/people?limit=100&filter[updated_at][gteq]={result['at']}").json()["data"]
+        assert [p["id"] for p in people] == [updated]
+        bad = request(s.base_url, "/_sandbox/transcripts", method="POST", payload={"kinds": ["nope"], "evidence": 1})
+        assert bad.status == 400
+
+
+def test_cli_serve_switches_for_transcripts_and_the_clock() -> None:
+    cmd = [sys.executable, "-m", "integration_tests.sandbox", "serve", "--people", "30", "--courses", "3"]
+    cmd += ["--rps", "0", "--transcripts-forbidden", "--properties-forbidden", "--clock", "2024-08-01T00:00:00Z"]
+    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
+    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
+    try:
+        assert proc.stdout is not None
+        sel = selectors.DefaultSelector()
+        sel.register(proc.stdout, selectors.EVENT_READ)
+        assert sel.select(timeout=10), "no output from sandbox CLI"
+        base_url = json.loads(proc.stdout.readline())["base_url"]
+        transcript = request(base_url, "/v2/transcripts/anyone")
+        properties = request(base_url, "/v2/properties/courses")
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+    assert transcript.status == properties.status == 403
+    assert parsedate_to_datetime(transcript.headers["date"]) - parse_ts("2024-08-01T00:00:00Z") < timedelta(seconds=5)

@@ -9,13 +9,17 @@ Usage::
         sb.expected_records("people")  # what the connector should emit
         sb.mutate()                    # change data between two syncs
         sb.add_activity()              # new events and quiz attempts (learning activity logs)
+        sb.change_transcripts(evidence=3, silent=2)  # transcript changes with and without evidence
+        sb.clock()                     # the sandbox's now, sent as every response's Date header
         sb.set_faults(FaultConfig.soak())
         sb.stats()
 
 Admin endpoints (no auth, not rate limited, not counted): ``GET
 /_sandbox/stats``, ``POST /_sandbox/reset-stats``, ``GET /_sandbox/dataset``,
-``GET /_sandbox/expected[?stream=NAME]``, ``POST /_sandbox/mutate``, ``POST /_sandbox/activity``,
-``GET|POST /_sandbox/faults``.
+``GET /_sandbox/expected[?stream=NAME]`` (every stream of ALL_STREAMS; NAME may also be one of
+TRANSCRIPT_STREAMS), ``POST /_sandbox/mutate``, ``POST /_sandbox/activity``, ``POST /_sandbox/transcripts``
+(body: the arguments of ``change_transcripts``), ``GET /_sandbox/clock``, ``POST /_sandbox/clock``
+(``{"at": ISO 8601}`` or ``{"advance_seconds": n}``), ``GET|POST /_sandbox/faults``.
 
 CLI: ``python -m integration_tests.sandbox serve|dump --help`` (run from the
 repository root).

@@ -2,7 +2,7 @@
 
 ``serve`` prints one JSON line ``{"base_url": ..., "api_key": ...}`` to stdout,
 then serves on 127.0.0.1 until SIGTERM/SIGINT. ``dump`` prints the expected
-records of every stream as ``{stream: [records]}``.
+records of every stream of the connector (ALL_STREAMS) as ``{stream: [records]}``.
 """
 
 from __future__ import annotations
@@ -48,6 +48,19 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--created-filter", choices=["honour", "ignore"], default="honour")
     serve.add_argument("--webhook-limit", choices=["cap", "reject"], default="cap")
     serve.add_argument("--no-webhook-subscription", action="store_true")
+    serve.add_argument(
+        "--transcripts-empty",
+        choices=["404", "empty"],
+        default="404",
+        help="/v2/transcripts/{id} of a known person without items: 404, or 200 with empty data",
+    )
+    serve.add_argument("--transcripts-forbidden", action="store_true", help="403 on every /v2/transcripts/*")
+    serve.add_argument("--properties-forbidden", action="store_true", help="403 on /v2/properties/courses")
+    serve.add_argument(
+        "--clock",
+        help="the sandbox's now at start (ISO 8601, e.g. 2024-08-01T00:00:00Z), sent as every Date header and "
+        "advancing in real time; default: a day after the newest generated timestamp",
+    )
     serve.add_argument("--verbose", action="store_true", help="log requests to stderr")
     dump = sub.add_parser("dump", help="print the expected records of every stream")
     _data_args(dump)
@@ -74,6 +87,10 @@ def serve(args: argparse.Namespace) -> int:
         created_filter=args.created_filter,
         webhook_limit=args.webhook_limit,
         webhook_subscription=not args.no_webhook_subscription,
+        transcripts_empty=args.transcripts_empty,
+        transcripts_forbidden=args.transcripts_forbidden,
+        properties_forbidden=args.properties_forbidden,
+        clock=args.clock,
         faults=FaultConfig.soak() if args.faults == "soak" else FaultConfig(),
         port=args.port,
         verbose=args.verbose,

@@ -25,6 +25,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
+from .clock import SandboxClock
+
 Resource = dict[str, Any]
 
 RESOURCE_LINK_BASE = "https://api.northpass.com/v2"
@@ -74,6 +76,14 @@ ALL_STREAMS: tuple[str, ...] = (
     "quiz_attempts",
     "quiz_attempt_answers",
 )
+# Transcripts and course properties: served and expected, but not yet streams of the connector (ALL_STREAMS).
+TRANSCRIPT_STREAMS: tuple[str, ...] = ("transcripts", "course_properties")
+TRANSCRIPT_PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"transcripts": ("person_id", "id"), "course_properties": ("id",)}
+# Transcript changes between syncs: those the connector can see evidence of elsewhere, and those it cannot.
+EVIDENCE_KINDS: tuple[str, ...] = ("person_updated", "event", "quiz_attempt")
+SILENT_KINDS: tuple[str, ...] = ("admin_enroll", "certificate_extended")
+# Transcript sizes of the people with generation index 1 and 2: two pages at limit 100, the second one exactly full.
+HEAVY_TRANSCRIPTS: tuple[int, ...] = (150, 200)
 DROPPED_ATTRIBUTES: frozenset[str] = frozenset({"invite_token"})
 # The connector's primary key of each stream: a child id is unique only within its parent.
 PRIMARY_KEYS: dict[str, tuple[str, ...]] = {
@@ -232,6 +242,9 @@ class Dataset:
     events: list[Resource] = field(default_factory=list)
     webhooks: list[Resource] = field(default_factory=list)
     quiz_attempt_answers: dict[str, list[Resource]] = field(default_factory=dict)
+    # Every person's transcript items, in the order served ([] for a person without any); one item per course.
+    transcripts: dict[str, list[Resource]] = field(default_factory=dict)
+    course_properties: list[Resource] = field(default_factory=list)
     # "Now" for the webhook log's retention: messages created more than 90 days before it are gone.
     activity_now: datetime = ACTIVITY_END + timedelta(days=1)
     activity_mutations: int = 0
@@ -240,7 +253,14 @@ class Dataset:
     course_ids_by_index: list[str] = field(default_factory=list)
     group_ids_by_index: list[str] = field(default_factory=list)
     learning_path_ids_by_index: list[str] = field(default_factory=list)
+    person_ids_by_index: list[str] = field(default_factory=list)
+    heavy_transcript_people: list[str] = field(default_factory=list)  # see HEAVY_TRANSCRIPTS
     mutations: int = 0
+    transcript_changes: int = 0
+    # The account's "now"; generate_dataset starts it a day after the newest generated timestamp.
+    clock: SandboxClock = field(
+        default_factory=lambda: SandboxClock(ACTIVITY_END + timedelta(days=1)), repr=False, compare=False
+    )
     lock: threading.RLock = field(default_factory=threading.RLock, repr=False, compare=False)
 
     # ----------------------------------------------------------------- access
@@ -254,6 +274,10 @@ class Dataset:
                 return list(self.quiz_attempt_answers[parent_id])
             if stream == "webhooks":
                 return self.visible_webhooks()
+            if stream == "transcripts":
+                if parent_id not in self.transcripts:
+                    return None
+                return list(self.transcripts[parent_id])
             if stream in CHILD_STREAMS:
                 parents: list[Resource] = getattr(self, CHILD_STREAMS[stream][0])
                 if parent_id is None or not any(p["id"] == parent_id for p in parents):
@@ -280,6 +304,8 @@ class Dataset:
                     "events": self.events,
                     "webhooks": self.webhooks,
                     "quiz_attempt_answers": self.quiz_attempt_answers,
+                    "transcripts": self.transcripts,
+                    "course_properties": self.course_properties,
                 }
             )
 
@@ -294,11 +320,23 @@ class Dataset:
         "relationships"?, "links"?}``; child streams also get their parent id
         (``course_id``, ``group_id``, ``learning_path_id``) from the parent,
         even where the API omitted it. Top-level streams are ordered by id;
-        child streams by parent id, then id.
+        child streams by parent id, then id. ``transcripts``: per person (by id), their items in the order
+        served, each with ``person_id`` (the connector's ``read_at`` is not known here); ``course_properties``:
+        id, type, name and the ``properties`` object, by course id.
         """
-        if stream not in ALL_STREAMS:
-            raise ValueError(f"unknown stream {stream!r}; known: {ALL_STREAMS}")
+        if stream not in ALL_STREAMS + TRANSCRIPT_STREAMS:
+            raise ValueError(f"unknown stream {stream!r}; known: {ALL_STREAMS + TRANSCRIPT_STREAMS}")
         with self.lock:
+            if stream == "transcripts":
+                items: list[dict[str, Any]] = []
+                for person in self.people:
+                    for res in self.transcripts.get(person["id"], []):
+                        record = to_record(res)
+                        record["person_id"] = person["id"]
+                        items.append(record)
+                return items
+            if stream == "course_properties":
+                return [to_record(r) for r in self.course_properties]
             if stream == "events":
                 return [event_record(e) for e in self.events]
             if stream == "quiz_attempts":
@@ -415,7 +453,8 @@ class Dataset:
         ``update`` existing records (new name, ``updated_at`` set) and add
         ``add`` new records, all with the SAME ``updated_at`` (default: one day
         after the latest existing ``updated_at`` of any stream). New parents
-        have no children (their child endpoints answer 404).
+        have no children (their child endpoints answer 404); new people have an empty transcript, new
+        courses empty custom properties, and a renamed course's properties carry its new name.
         """
         chosen = list(streams) if streams is not None else list(UPDATED_AT_STREAMS)
         for s in chosen:
@@ -454,8 +493,107 @@ class Dataset:
                     res = _new_resource(s, rng, stamp, f"m{n}-{j}")
                     items.append(res)
                     added_ids.append(res["id"])
+                    if s == "people":
+                        self.transcripts[res["id"]] = []
                 items.sort(key=lambda r: r["id"])
                 result[s] = {"updated": updated_ids, "added": added_ids}
+            if "courses" in chosen:
+                self._follow_courses()
+            return result
+
+    def _follow_courses(self) -> None:
+        """Course properties after courses were renamed or added: one item per course, by course id."""
+        known = {item["id"]: item for item in self.course_properties}
+        following: list[Resource] = []
+        for course in self.courses:
+            name = course["attributes"]["name"]
+            item = known.get(course["id"])
+            if item is None:
+                item = {"id": course["id"], "type": "course_properties", "attributes": {"name": name, "properties": {}}}
+            elif item["attributes"]["name"] != name:
+                item = copy.deepcopy(item)
+                item["attributes"]["name"] = name
+            following.append(item)
+        self.course_properties = following
+
+    def newest_timestamp(self) -> datetime:
+        """The latest instant recorded anywhere in the data, certificate expiry excluded (it lies ahead)."""
+        with self.lock:
+            resources: list[Resource] = [*self.people, *self.courses, *self.groups, *self.learning_paths]
+            resources += [*self.categories, *self.quizzes, *self.events, *self.webhooks]
+            for children in (
+                self.course_enrollments,
+                self.course_activities,
+                self.group_memberships,
+                self.learning_path_enrollments,
+                self.quiz_attempt_answers,
+                self.transcripts,
+            ):
+                for listed in children.values():
+                    resources += listed
+            stamps = [
+                value
+                for res in resources
+                for key, value in res.get("attributes", {}).items()
+                if isinstance(value, str) and key.endswith(("_at", "_on")) and key != "expires_at"
+            ]
+            if not stamps:
+                return ACTIVITY_START
+            # Every stamp is YYYY-MM-DDTHH:MM:SS then an optional fraction: the seconds order as text, so only
+            # the stamps of the newest second need parsing.
+            second = max(stamp[:19] for stamp in stamps)
+            return max(parse_ts(stamp) for stamp in stamps if stamp.startswith(second))
+
+    # ------------------------------------------------------------ transcripts
+    def change_transcripts(
+        self,
+        evidence: int = 0,
+        silent: int = 0,
+        at: str | None = None,
+        kinds: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Change transcripts between two syncs (people picked deterministically from seed + call count).
+
+        ``evidence`` changes cycle through EVIDENCE_KINDS, each leaving a trace the connector can read:
+        ``person_updated`` (the person's updated_at := at; an unfinished item of theirs completes at ``at``
+        with a score, or a completed one is retaken), ``event`` (a learner_viewed_activity_events event of
+        the person at ``at``; an item of theirs moves one step: enrolled -> in_progress started at ``at``,
+        in_progress -> completed), ``quiz_attempt`` (a quiz_completed_events webhook message per subscribed
+        URL, created at ``at``, without answers; the score of one of their items becomes the attempt's).
+        ``silent`` changes cycle through SILENT_KINDS and change nothing but the transcript:
+        ``admin_enroll`` (a new "event" item enrolled at ``at``, for anyone) and ``certificate_extended``
+        (a completed item's expires_at a year later). ``kinds`` restricts the cycles to the kinds named.
+        Each change picks a different person with items. ``at`` defaults to the clock's now, in whole
+        seconds. Returns ``{"evidence": {kind: [person ids]}, "silent": {kind: [person ids]}, "at": at,
+        "items": {person id: [changed or added item ids]}}``.
+        """
+        chosen = tuple(kinds) if kinds is not None else EVIDENCE_KINDS + SILENT_KINDS
+        unknown = set(chosen) - set(EVIDENCE_KINDS + SILENT_KINDS)
+        if unknown:
+            raise ValueError(f"unknown change kinds {sorted(unknown)}; known: {EVIDENCE_KINDS + SILENT_KINDS}")
+        if evidence < 0 or silent < 0:
+            raise ValueError("evidence and silent must be >= 0")
+        evidence_kinds = [k for k in EVIDENCE_KINDS if k in chosen]
+        silent_kinds = [k for k in SILENT_KINDS if k in chosen]
+        if (evidence and not evidence_kinds) or (silent and not silent_kinds):
+            raise ValueError(f"kinds {list(chosen)} leave no kind for the changes asked for")
+        plan = [evidence_kinds[i % len(evidence_kinds)] for i in range(evidence)]
+        plan += [silent_kinds[i % len(silent_kinds)] for i in range(silent)]
+        with self.lock:
+            self.transcript_changes += 1
+            stamp = fmt_ts(parse_ts(at) if at is not None else self.clock.now())
+            change = _TranscriptChange(self, random.Random(f"{self.seed}:transcripts:{self.transcript_changes}"), stamp)
+            result: dict[str, Any] = {
+                "evidence": {k: [] for k in EVIDENCE_KINDS},
+                "silent": {k: [] for k in SILENT_KINDS},
+                "at": stamp,
+                "items": {},
+            }
+            for kind in plan:
+                person_id, item_ids = change.apply(kind)
+                result["evidence" if kind in EVIDENCE_KINDS else "silent"][kind].append(person_id)
+                result["items"][person_id] = item_ids
+            change.finish()
             return result
 
 
@@ -852,6 +990,282 @@ def _message(rng: random.Random, kind: str, created: str, url_index: int, event:
     }
 
 
+# ------------------------------------------------------------ transcripts
+TRANSCRIPT_ITEM = "transcript_items"
+DEPARTMENTS: tuple[str, ...] = ("Sales", "Sécurité", "営業", "HR & People", "Engineering 🚀")
+PROPERTY_TAGS: tuple[str, ...] = ("onboarding", "annual", "compliance", "🚀", "required")
+CERTIFICATE_EXTENSION = timedelta(days=365)
+
+
+def _progress_status(progress: int) -> str:
+    if progress <= 0:
+        return "enrolled"
+    return "completed" if progress >= 100 else "in_progress"
+
+
+def _transcript_item(
+    rng: random.Random,
+    seed: int,
+    person_id: str,
+    resource: tuple[str, str, str],
+    progress: int,
+    enrolled_at: str,
+) -> Resource:
+    """The transcript item of one enrollment; ``resource`` is (resource_type, resource_id, name)."""
+    resource_type, resource_id, name = resource
+    status = _progress_status(progress)
+    enrolled = parse_ts(enrolled_at)
+    started: datetime | None = None
+    completed: datetime | None = None
+    expires: datetime | None = None
+    score: float | None = None
+    # a completion imported from elsewhere carries no start
+    if status != "enrolled" and not (status == "completed" and rng.random() < 0.1):
+        started = enrolled + timedelta(minutes=rng.randint(0, 72 * 60))
+    if status == "completed":
+        completed = (started or enrolled) + timedelta(minutes=rng.randint(10, 1000 * 60))
+        if rng.random() < 0.4:
+            expires = completed + timedelta(days=rng.choice((365, 730)))
+        if rng.random() < 0.6:
+            score = rng.choice((100, rng.randint(0, 100), round(rng.uniform(40, 100), 1)))
+    elif status == "in_progress" and rng.random() < 0.2:
+        score = rng.randint(0, 100)
+    return {
+        "id": _derived_uuid(seed, "transcript-item", person_id, resource_type, resource_id),
+        "type": TRANSCRIPT_ITEM,
+        "attributes": {
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "name": name,
+            "progress_status": status,
+            "enrolled_at": enrolled_at,
+            "started_at": fmt_ts(started) if started else None,
+            "completed_at": fmt_ts(completed) if completed else None,
+            "expires_at": fmt_ts(expires) if expires else None,
+            "score": score,
+        },
+    }
+
+
+def _session_item(rng: random.Random, seed: int, person_id: str, k: int) -> Resource:
+    """A transcript item of a live session (resource_type "event"): no list endpoint shows these."""
+    resource = (
+        "event",
+        _derived_uuid(seed, "live-session", person_id, k),
+        f"Live session {k}: {rng.choice(COURSE_WORDS)}",
+    )
+    progress = rng.choice((0, 100, rng.randint(0, 100)))
+    return _transcript_item(rng, seed, person_id, resource, progress, fmt_ts(_rand_time(rng, CREATED_END, UPDATED_END)))
+
+
+def _transcripts(rng: random.Random, ds: Dataset) -> None:
+    """One item per course and learning-path enrollment (courses, then paths, in generation order); the
+    people of generation index 1 and 2 get live-session items up to HEAVY_TRANSCRIPTS."""
+    items: dict[str, list[Resource]] = {p["id"]: [] for p in ds.people}
+    for parents, ids, children in (
+        (ds.courses, ds.course_ids_by_index, ds.course_enrollments),
+        (ds.learning_paths, ds.learning_path_ids_by_index, ds.learning_path_enrollments),
+    ):
+        names = {p["id"]: p["attributes"]["name"] for p in parents}
+        resource_type = "course" if parents is ds.courses else "learning_path"
+        for parent_id in ids:
+            for enrollment in children.get(parent_id, []):
+                attrs = enrollment["attributes"]
+                person_id = attrs["person_id"]
+                resource = (resource_type, parent_id, names[parent_id])
+                item = _transcript_item(rng, ds.seed, person_id, resource, attrs["progress"], attrs["enrolled_at"])
+                items[person_id].append(item)
+    for index, size in enumerate(HEAVY_TRANSCRIPTS, start=1):
+        if index < len(ds.person_ids_by_index):
+            person_id = ds.person_ids_by_index[index]
+            listed = items[person_id]
+            for k in range(size - len(listed)):
+                listed.append(_session_item(rng, ds.seed, person_id, k))
+            ds.heavy_transcript_people.append(person_id)
+    ds.transcripts = items
+
+
+def _course_properties(rng: random.Random, ds: Dataset) -> None:
+    """Custom properties of mixed JSON types per course (by course id); one course in five has none."""
+    for course in ds.courses:
+        properties: dict[str, Any] = {}
+        if rng.random() >= 0.2:
+            candidates: dict[str, Any] = {
+                "department": rng.choice(DEPARTMENTS),
+                "credits": rng.choice((1, 2, 2.5, 10)),
+                "mandatory": rng.random() < 0.5,
+                "tags": rng.sample(PROPERTY_TAGS, rng.randint(0, 3)),
+                "review_due": None if rng.random() < 0.5 else "2025-03-31",
+                "owner_email": None,
+            }
+            properties = {name: value for name, value in candidates.items() if rng.random() < 0.8}
+        ds.course_properties.append(
+            {
+                "id": course["id"],
+                "type": "course_properties",
+                "attributes": {"name": course["attributes"]["name"], "properties": properties},
+            }
+        )
+
+
+def _unfinished(item: Resource) -> bool:
+    return bool(item["attributes"]["progress_status"] != "completed")
+
+
+def _extendable(item: Resource) -> bool:
+    return bool(item["attributes"]["progress_status"] == "completed" and item["attributes"]["expires_at"])
+
+
+class _TranscriptChange:
+    """One call of :meth:`Dataset.change_transcripts`: each change takes a person no earlier change took."""
+
+    def __init__(self, ds: Dataset, rng: random.Random, stamp: str) -> None:
+        self.ds = ds
+        self.rng = rng
+        self.stamp = stamp
+        self.taken: set[str] = set()
+        self._queues: dict[str, list[str]] = {}
+        self._seen_events: set[str] | None = None
+
+    def apply(self, kind: str) -> tuple[str, list[str]]:
+        """Make one change of ``kind``: (person id, ids of the items changed or added)."""
+        ds, rng = self.ds, self.rng
+        person_id = self._person(kind)
+        items = ds.transcripts.setdefault(person_id, [])
+        if kind == "admin_enroll":
+            n = ds.transcript_changes
+            resource = ("event", _derived_uuid(ds.seed, "admin-enroll", n, person_id), f"Live session (added {n})")
+            items.append(_transcript_item(rng, ds.seed, person_id, resource, 0, self.stamp))
+            return person_id, [items[-1]["id"]]
+        if kind == "certificate_extended":
+            index = rng.choice([i for i, item in enumerate(items) if _extendable(item)])
+            item = copy.deepcopy(items[index])
+            item["attributes"]["expires_at"] = fmt_ts(
+                parse_ts(item["attributes"]["expires_at"]) + CERTIFICATE_EXTENSION
+            )
+        elif kind == "quiz_attempt":
+            courses = [i for i, item in enumerate(items) if item["attributes"]["resource_type"] == "course"]
+            index = rng.choice(courses or list(range(len(items))))
+            item = copy.deepcopy(items[index])
+            item["attributes"]["score"] = self._new_score(item["attributes"]["score"])
+            self._quiz_attempt(person_id, item)
+        else:
+            unfinished = [i for i, item in enumerate(items) if _unfinished(item)]
+            index = rng.choice(unfinished or list(range(len(items))))
+            item = copy.deepcopy(items[index])
+            attrs = item["attributes"]
+            if kind == "event" and attrs["progress_status"] == "enrolled":
+                attrs["progress_status"] = "in_progress"
+                attrs["started_at"] = self.stamp
+            else:  # completes, or a completed item is retaken
+                attrs["progress_status"] = "completed"
+                attrs["started_at"] = attrs["started_at"] or self.stamp
+                attrs["completed_at"] = self.stamp
+                attrs["score"] = self._new_score(attrs["score"])
+            if kind == "event":
+                self._viewed(person_id, item)
+            else:
+                self._touch(person_id)
+        items[index] = item
+        return person_id, [item["id"]]
+
+    def finish(self) -> None:
+        self.ds.events.sort(key=lambda e: parse_ts(e["attributes"]["created_at"]))
+        self.ds.webhooks.sort(key=lambda m: m["id"])
+
+    def _person(self, kind: str) -> str:
+        pool = {"admin_enroll": "anyone", "certificate_extended": "with_certificates"}.get(kind, "with_items")
+        if pool not in self._queues:
+            wanted = {
+                "anyone": lambda items: True,
+                "with_items": bool,
+                "with_certificates": lambda items: any(_extendable(item) for item in items),
+            }[pool]
+            queue = [p["id"] for p in self.ds.people if wanted(self.ds.transcripts.get(p["id"], []))]
+            self.rng.shuffle(queue)
+            self._queues[pool] = queue
+        queue = self._queues[pool]
+        while queue:
+            person_id = queue.pop()
+            if person_id not in self.taken:
+                self.taken.add(person_id)
+                return person_id
+        raise ValueError(f"no person left for another {kind!r} change")
+
+    def _new_score(self, old: Any) -> int:
+        score = self.rng.randint(0, 100)
+        while score == old:
+            score = self.rng.randint(0, 100)
+        return score
+
+    def _touch(self, person_id: str) -> None:
+        people = self.ds.people
+        index = next(i for i, p in enumerate(people) if p["id"] == person_id)
+        person = copy.deepcopy(people[index])
+        person["attributes"]["updated_at"] = self.stamp
+        people[index] = person
+
+    def _lessons(self, item: Resource) -> list[tuple[str, str]]:
+        """(course id, activity id) pairs: the item's course's lessons if it has any, else every lesson."""
+        attrs = item["attributes"]
+        own = self.ds.course_activities.get(attrs["resource_id"], []) if attrs["resource_type"] == "course" else []
+        if own:
+            return [(attrs["resource_id"], a["id"]) for a in own]
+        lessons = [(cid, a["id"]) for cid, acts in self.ds.course_activities.items() for a in acts]
+        if not lessons:
+            raise ValueError("event and quiz_attempt changes need a course with activities")
+        return lessons
+
+    def _viewed(self, person_id: str, item: Resource) -> None:
+        if self._seen_events is None:
+            instant = parse_ts(self.stamp)
+            self._seen_events = {
+                event_record(e)["id"] for e in self.ds.events if parse_ts(e["attributes"]["created_at"]) == instant
+            }
+        lessons = self._lessons(item)
+        self.rng.shuffle(lessons)
+        for _, activity_id in lessons:
+            event: Resource = {
+                "type": "learner_viewed_activity_events",
+                "attributes": {"created_at": self.stamp},
+                "relationships": {
+                    "person": {"data": {"type": "people", "id": person_id}},
+                    "activity": {"data": {"type": "activities", "id": activity_id}},
+                },
+            }
+            key = event_record(event)["id"]
+            if key not in self._seen_events:  # two identical events would share the connector's id
+                self._seen_events.add(key)
+                self.ds.events.append(event)
+                return
+        raise ValueError(f"person {person_id} viewed every lesson at {self.stamp} already")
+
+    def _quiz_attempt(self, person_id: str, item: Resource) -> None:
+        ds, rng = self.ds, self.rng
+        if not ds.quizzes:
+            raise ValueError("quiz_attempt changes need a quiz")
+        course_id, activity_id = rng.choice(self._lessons(item))
+        event: Resource = {
+            "id": _rand_uuid(rng),
+            "type": QUIZ_COMPLETED,
+            "attributes": {
+                "quiz_attempt_uuid": _rand_uuid(rng),
+                "value": item["attributes"]["score"],
+                "minimum_passing_score": 70,
+                "attempts_remaining": rng.choice([None, 0, 1, 2]),
+                "created_at": self.stamp,
+            },
+            "relationships": {
+                "quiz": {"data": {"type": "quizzes", "id": rng.choice(ds.quizzes)["id"]}},
+                "course": {"data": {"type": "courses", "id": course_id}},
+                "person": {"data": {"type": "people", "id": person_id}},
+                "activity": {"data": {"type": "activities", "id": activity_id}},
+            },
+        }
+        for url_index in range(ds.webhook_urls):
+            ds.webhooks.append(_message(rng, QUIZ_COMPLETED, self.stamp, url_index, event))
+
+
 def _course_enrollment_target(index: int, rng: random.Random, people: int, largest: int) -> int:
     fixed = {0: 0, 1: 100, 2: 200, 3: largest}
     target = fixed[index] if index in fixed else rng.randint(1, 100)
@@ -870,6 +1284,7 @@ def generate_dataset(
     quiz_attempts: int = 40,
     webhook_urls: int = 2,
     largest_course: int = 350,
+    transcripts: bool = True,
 ) -> Dataset:
     """Build the dataset for ``seed`` (same arguments -> identical dataset).
 
@@ -887,6 +1302,12 @@ def generate_dataset(
     attempts over the 120 days before ``activity_now`` (so about a quarter are past the log's 90 days),
     each delivered to ``webhook_urls`` URLs, with messages of other types and a few without
     quiz_attempt_uuid; one attempt in five has no answers.
+
+    Transcripts and course properties come last, each from its own random stream, so they leave every
+    other stream as it is (``transcripts=False`` leaves them out, to show it): one transcript item per
+    course and learning-path enrollment, and live-session ("event") items that bring the people of
+    generation index 1 and 2 (``heavy_transcript_people``) to 150 and 200 items; one course_properties
+    item per course. The clock starts a day after the newest timestamp generated.
     """
     for name, value in (
         ("people", people),
@@ -1043,4 +1464,10 @@ def generate_dataset(
     ds.events.sort(key=lambda e: parse_ts(e["attributes"]["created_at"]))
     log_start = ds.activity_now - timedelta(days=120)
     _quiz_attempts(activity_rng, ds, quiz_attempts, log_start, ds.activity_now - timedelta(days=1))
+
+    ds.person_ids_by_index = person_ids
+    if transcripts:
+        _transcripts(random.Random(f"{seed}:transcripts"), ds)
+        _course_properties(random.Random(f"{seed}:course_properties"), ds)
+    ds.clock = SandboxClock(ds.newest_timestamp() + timedelta(days=1))
     return ds

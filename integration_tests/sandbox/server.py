@@ -35,6 +35,18 @@ the real API is not known to do is a switch in :class:`SandboxOptions`:
 oldest first and webhooks by message id), ``webhook_limit`` (cap at 50 or 400),
 ``leak_types`` (``filter[type][in]`` lets other types through),
 ``webhook_subscription`` (False: 404).
+
+Transcripts and custom properties (observed in a production client, not documented; paged like every
+list): ``/v2/transcripts/{person_id}`` (a person's items; an unknown person answers 404) and
+``/v2/properties/courses`` (one item per course; 404 without courses, but a page past the end answers 200
+with no data, as its one known client stops on an empty page); the older guess
+``/v2/people/{id}/transcript`` answers 404. Switches: ``transcripts_empty`` (a known person without
+items: "404", or "empty": 200 with no data), ``transcripts_forbidden`` and ``properties_forbidden``
+(403, as a plan-gated endpoint).
+
+Every response, API and admin, carries one ``Date`` header: the sandbox clock (``SandboxServer.clock()``),
+which starts a day after the newest generated timestamp (or at ``SandboxOptions.clock``) and advances in
+real time; ``POST /_sandbox/clock`` sets or advances it.
 """
 
 from __future__ import annotations
@@ -50,6 +62,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import asdict, dataclass, field, fields
+from datetime import datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, quote, urlencode, urlsplit
@@ -58,6 +71,7 @@ from .data import (
     ALL_STREAMS,
     UPDATED_AT_STREAMS,
     Dataset,
+    fmt_ts,
     generate_dataset,
     parse_ts,
 )
@@ -93,6 +107,7 @@ REASONS: dict[int, str] = {
 }
 FILTER_RE = re.compile(r"^filter\[updated_at\]\[(gteq|gt|lteq|lt|eq|not_eq)\]$")
 SORTABLE = ("id", "updated_at", "created_at")
+PLAN_GATED = "You don't have permission to access this resource: it is not included in your plan."
 
 
 @dataclass(frozen=True)
@@ -136,6 +151,8 @@ ROUTES: tuple[Route, ...] = (
         "quiz_attempt_answers",
         "/v2/quiz_attempts/{id}/answers",
     ),
+    Route(re.compile(r"^/v2/transcripts/([^/]+)$"), "transcripts", "/v2/transcripts/{id}"),
+    Route(re.compile(r"^/v2/properties/courses$"), "course_properties", "/v2/properties/courses"),
 )
 ACTIVITY_LOGS = ("events", "webhooks")  # sorted and filtered on created_at, by the activity switches
 WEBHOOK_MAX_LIMIT = 50
@@ -269,6 +286,11 @@ class SandboxOptions:
     webhook_limit: str = "cap"  # limit > 50 on /v2/webhooks: "cap" serves 50 silently, "reject" answers 400
     leak_types: bool = True  # filter[type][in] on /v2/webhooks lets other types through
     webhook_subscription: bool = True  # False: /v2/webhooks answers 404 (an account without a subscription)
+    # Transcripts and course properties: what the real API is not known to do.
+    transcripts_empty: str = "404"  # a known person without items: "404" or "empty" (200, no data)
+    transcripts_forbidden: bool = False  # every /v2/transcripts/* answers 403 (a plan-gated endpoint)
+    properties_forbidden: bool = False  # /v2/properties/courses answers 403
+    clock: str | None = None  # the clock's start (ISO 8601); None: a day after the newest generated timestamp
     faults: FaultConfig = field(default_factory=FaultConfig)
     port: int = 0
     verbose: bool = False
@@ -280,6 +302,10 @@ class SandboxOptions:
                 raise ValueError(f"{name} must be 'honour' or 'ignore'")
         if self.webhook_limit not in ("cap", "reject"):
             raise ValueError("webhook_limit must be 'cap' or 'reject'")
+        if self.transcripts_empty not in ("404", "empty"):
+            raise ValueError("transcripts_empty must be '404' or 'empty'")
+        if self.clock is not None:
+            parse_ts(self.clock)
         if self.requests_per_second is not None and self.requests_per_second <= 0:
             self.requests_per_second = None
 
@@ -466,6 +492,10 @@ class _Handler(BaseHTTPRequestHandler):
     server: _HTTPServer
 
     # ------------------------------------------------------------ plumbing
+    def date_time_string(self, timestamp: float | None = None) -> str:
+        """The ``Date`` header send_response adds: the sandbox clock's, not the machine's."""
+        return self.server.sandbox.dataset.clock.http_date()
+
     def log_message(self, format: str, *args: Any) -> None:
         if self.server.sandbox.options.verbose:
             sys.stderr.write(f"{self.address_string()} - {format % args}\n")
@@ -556,6 +586,20 @@ class _Handler(BaseHTTPRequestHandler):
                 if not isinstance(payload, dict):
                     raise ValueError("body must be a JSON object")
                 result = sb.mutate(**payload)
+            elif method == "POST" and path == "/_sandbox/transcripts":
+                if not isinstance(payload, dict):
+                    raise ValueError("body must be a JSON object")
+                result = sb.change_transcripts(**payload)
+            elif method == "GET" and path == "/_sandbox/clock":
+                result = {"now": fmt_ts(sb.clock())}
+            elif method == "POST" and path == "/_sandbox/clock":
+                if not isinstance(payload, dict) or set(payload) - {"at", "advance_seconds"}:
+                    raise ValueError('body must be {"at": ISO 8601} or {"advance_seconds": number}')
+                if "at" in payload:
+                    sb.set_clock(str(payload["at"]))
+                if "advance_seconds" in payload:
+                    sb.advance_clock(float(payload["advance_seconds"]))
+                result = {"now": fmt_ts(sb.clock())}
             elif method == "GET" and path == "/_sandbox/faults":
                 result = sb.faults.to_dict()
             elif method == "POST" and path == "/_sandbox/faults":
@@ -668,6 +712,8 @@ class SandboxServer:
             webhook_urls=o.webhook_urls,
             largest_course=o.largest_course,
         )
+        if o.clock is not None:
+            self.set_clock(o.clock)
         self._stats = Stats(o.requests_log_size)
         self._limiter = RateLimiter(o.requests_per_second)
         self._fault_state = self._make_fault_state(o.faults)
@@ -740,6 +786,27 @@ class SandboxServer:
         """New events and quiz attempts (see :meth:`Dataset.add_activity`)."""
         return self.dataset.add_activity(**kwargs)
 
+    def change_transcripts(
+        self,
+        evidence: int = 0,
+        silent: int = 0,
+        at: str | None = None,
+        kinds: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """Transcript changes with and without evidence (see :meth:`Dataset.change_transcripts`)."""
+        return self.dataset.change_transcripts(evidence=evidence, silent=silent, at=at, kinds=kinds)
+
+    def clock(self) -> datetime:
+        """The sandbox's now (UTC), which every response's ``Date`` header carries."""
+        return self.dataset.clock.now()
+
+    def set_clock(self, at: str) -> None:
+        """Set the clock to ``at`` (ISO 8601); it advances in real time from there."""
+        self.dataset.clock.set(parse_ts(at))
+
+    def advance_clock(self, seconds: float) -> None:
+        self.dataset.clock.advance(seconds)
+
     @property
     def faults(self) -> FaultConfig:
         return self._fault_state.config
@@ -767,10 +834,11 @@ class SandboxServer:
     ) -> tuple[int, dict[str, Any]]:
         for prefix in faults.config.forbidden_paths:
             if path.startswith(prefix):
-                return 403, error_body(
-                    403,
-                    "You don't have permission to access this resource: it is not included in your plan.",
-                )
+                return 403, error_body(403, PLAN_GATED)
+        if self.options.transcripts_forbidden and (path + "/").startswith("/v2/transcripts/"):
+            return 403, error_body(403, PLAN_GATED)
+        if self.options.properties_forbidden and (path + "/").startswith("/v2/properties/courses/"):
+            return 403, error_body(403, PLAN_GATED)
         if route is None:
             return 404, error_body(404, "The requested resource could not be found")
         if method != "GET":
@@ -830,9 +898,13 @@ class SandboxServer:
                 )
 
         if not items:
+            if route.stream == "transcripts" and self.options.transcripts_empty == "empty":
+                return 200, {"data": [], "links": {"self": self.base_url + raw_target}}
             return 404, error_body(404, "No records found")
         pages = math.ceil(len(items) / limit)
         if page > pages:
+            if route.stream == "course_properties":  # its one known client stops on an empty page
+                return 200, {"data": [], "links": {"self": self.base_url + raw_target}}
             return 404, error_body(404, f"Page {page} not found")
         data = items[(page - 1) * limit : page * limit]
 
