@@ -113,7 +113,10 @@ def test_given_image_when_discover_then_read_every_stream_then_each_streams_reco
     }
     read = run_image(image, "read", tmp_path, config, catalog_for(*keys))
 
-    assert set(keys) == set(PRIMARY_KEYS), "the image's catalog and the sandbox's streams differ"
+    assert set(keys) == set(PRIMARY_KEYS), (
+        f"streams only in the image's catalog: {sorted(set(keys) - set(PRIMARY_KEYS))}; "
+        f"only in the sandbox's: {sorted(set(PRIMARY_KEYS) - set(keys))}"
+    )
     assert read.returncode == 0, read.stderr[-2000:]
     assert not [m for m in read.of_type("TRACE") if m["trace"]["type"] == "ERROR"]
     assert read.streams_with_status("COMPLETE") == set(keys)
