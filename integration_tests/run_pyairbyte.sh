@@ -4,7 +4,7 @@
 # PyAirbyte is a large install (about 800 MB) with dependencies of its own, so it lives in its own venv,
 # PYAIRBYTE_VENV (default .venv-pyairbyte/ at the repository root), created here if missing. The connector
 # runs from CONNECTOR_PYTHON's environment (default: python3), where the connector package must already
-# be installed (`pip install -e '.[dev]'`); its `source-northpass-lms` console script is what PyAirbyte runs.
+# be installed (scripts/bootstrap.sh); its `source-northpass-lms` console script is what PyAirbyte runs.
 set -euo pipefail
 
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"

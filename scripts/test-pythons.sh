@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Proves the oldest and newest Python versions pyproject.toml promises (requires-python >=3.10,<3.14), beside the
-# full suite on the machine's default Python: for each, a fresh venv (.venv-py<version>/) with `.[dev]` installed,
+# Proves the oldest and newest Python versions pyproject.toml promises (python = ">=3.10,<3.14"), beside the
+# full suite on the machine's default Python: for each, a fresh venv (.venv-py<version>/) with poetry.lock's versions
+# installed by scripts/bootstrap.sh (the connector and the dev group),
 # an import of every module, the unit tests, and the demo's CLI sync (spec, check, discover, read of every stream)
 # against a small sandbox. One result line per version; exit 1 if any failed.
 # An interpreter that cannot be found fails the run in CI (CI is set); elsewhere it is reported and skipped.

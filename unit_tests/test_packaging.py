@@ -49,8 +49,9 @@ def _metadata() -> Mapping[str, Any]:
     return yaml.safe_load((ROOT / "metadata.yaml").read_text())["data"]
 
 
-def _pyproject() -> Mapping[str, Any]:
-    return tomllib.loads((ROOT / "pyproject.toml").read_text())
+def _poetry() -> Mapping[str, Any]:
+    """pyproject.toml's [tool.poetry]: the package's name, version and readme are declared there only."""
+    return tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["poetry"]
 
 
 def _dockerfile_instructions() -> List[tuple[str, str]]:
@@ -192,7 +193,7 @@ def test_suggested_streams_are_streams_of_the_source_and_cheap_by_the_docs_cost_
 
 def test_test_suites_declared_are_the_ones_this_repository_has_with_airbytes_secret_naming() -> None:
     suites = {options["suite"]: options for options in _metadata()["connectorTestSuitesOptions"]}
-    name = _pyproject()["project"]["name"]
+    name = _poetry()["name"]
 
     assert set(suites) == {"unitTests", "integrationTests", "acceptanceTests"}
     assert (ROOT / "unit_tests").is_dir() and (ROOT / "integration_tests").is_dir()
@@ -204,7 +205,7 @@ def test_test_suites_declared_are_the_ones_this_repository_has_with_airbytes_sec
 
 def test_pypi_publishing_declared_for_the_distribution_under_airbytes_prefix() -> None:
     pypi = _metadata()["remoteRegistries"]["pypi"]
-    assert pypi == {"enabled": True, "packageName": f"airbyte-{_pyproject()['project']['name']}"}
+    assert pypi == {"enabled": True, "packageName": f"airbyte-{_poetry()['name']}"}
 
 
 def test_metadata_allows_only_the_host_of_the_default_base_url() -> None:
@@ -213,13 +214,13 @@ def test_metadata_allows_only_the_host_of_the_default_base_url() -> None:
 
 def test_docker_repository_and_issue_label_name_the_package() -> None:
     data = _metadata()
-    name = _pyproject()["project"]["name"]
+    name = _poetry()["name"]
     assert data["dockerRepository"] == f"airbyte/{name}"
     assert data["githubIssueLabel"] == name
 
 
 def test_docker_image_tag_is_the_package_version() -> None:
-    assert _metadata()["dockerImageTag"] == _pyproject()["project"]["version"]
+    assert _metadata()["dockerImageTag"] == _poetry()["version"]
 
 
 def test_dockerfile_builds_every_stage_from_the_base_image_declared_in_metadata() -> None:
@@ -252,7 +253,7 @@ def test_dockerfile_final_stage_is_airbytes_template_with_our_connector_name(air
     assert script == TEMPLATE_ENTRYPOINT_SCRIPT.format(connector_name=connector_name)
     assert mode == "755"
     # The script runs the connector by its console script, which the installed package must provide.
-    scripts = importlib.metadata.distribution(_pyproject()["project"]["name"]).entry_points
+    scripts = importlib.metadata.distribution(_poetry()["name"]).entry_points
     assert connector_name in {entry.name for entry in scripts if entry.group == "console_scripts"}
 
 
@@ -272,7 +273,7 @@ def test_every_path_the_dockerfile_copies_exists() -> None:
 def test_dockerfile_copies_what_the_package_build_reads() -> None:
     """`pip install .` in the image needs the readme pyproject.toml names, and the package itself."""
     copied = {source for sources in _copied_from_context() for source in sources}
-    assert {"pyproject.toml", PACKAGE, _pyproject()["project"]["readme"]} <= copied
+    assert {"pyproject.toml", PACKAGE, _poetry()["readme"]} <= copied
 
 
 def test_main_py_answers_spec() -> None:
@@ -287,7 +288,7 @@ def test_main_py_answers_spec() -> None:
 
 @pytest.fixture(scope="module")
 def wheel(tmp_path_factory: pytest.TempPathFactory) -> zipfile.ZipFile:
-    # No build isolation: the build backend (setuptools) is already installed, so no index is needed.
+    # No build isolation: the build backend (poetry-core, in the dev group) is installed, so no index is needed.
     out = tmp_path_factory.mktemp("wheel")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", str(ROOT), "--no-deps", "--no-build-isolation", "-q", "-w", str(out)],
