@@ -24,6 +24,10 @@ MAX_NUM_WORKERS = 32
 DEFAULT_REQUEST_TIMEOUT_SECONDS = 60.0  # a stalled read is abandoned and retried after this long
 DEFAULT_RETRY_BUDGET_SECONDS = 600.0  # how long one request may keep retrying before the stream fails
 DEFAULT_BACKOFF_BASE_SECONDS = 1.0  # first exponential backoff step when no Retry-After is sent
+# Every person's transcript is re-read at least once in any this many consecutive incremental syncs: a change that
+# leaves no evidence (an admin enrolls someone, extends a certificate) arrives within a week of daily syncs.
+DEFAULT_TRANSCRIPTS_REREAD_WITHIN_SYNCS = 7
+MAX_TRANSCRIPTS_REREAD_WITHIN_SYNCS = 1000
 LOOPBACK_HOSTS = {"localhost"}
 # spec.yaml's start_date pattern, which the setup screen and the CDK's config validation also enforce: a date-time
 # with seconds and a zone (Z or an offset), fractions optional. It is matched here first, so that a value outside it
@@ -50,6 +54,7 @@ class NorthpassConfig:
     request_timeout_seconds: float = DEFAULT_REQUEST_TIMEOUT_SECONDS
     retry_budget_seconds: float = DEFAULT_RETRY_BUDGET_SECONDS
     backoff_base_seconds: float = DEFAULT_BACKOFF_BASE_SECONDS
+    transcripts_reread_within_syncs: int = DEFAULT_TRANSCRIPTS_REREAD_WITHIN_SYNCS
 
     @property
     def api_root(self) -> str:
@@ -72,6 +77,13 @@ class NorthpassConfig:
             request_timeout_seconds=_number(raw, "request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS, 0.1, 600),
             retry_budget_seconds=_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS, 0, 86400),
             backoff_base_seconds=_number(raw, "backoff_base_seconds", DEFAULT_BACKOFF_BASE_SECONDS, 0, 60),
+            transcripts_reread_within_syncs=_integer(
+                raw,
+                "transcripts_reread_within_syncs",
+                DEFAULT_TRANSCRIPTS_REREAD_WITHIN_SYNCS,
+                1,
+                MAX_TRANSCRIPTS_REREAD_WITHIN_SYNCS,
+            ),
         )
 
 

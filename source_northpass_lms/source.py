@@ -30,8 +30,9 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .auth import ApiKeyAuthenticator
 from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckpoint, checkpoint_for
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
-from .cursor import TimestampCursor
+from .cursor import SyncClock, TimestampCursor
 from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
+from .listing import ParentListing, ParentsSince
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
@@ -40,6 +41,7 @@ from .streams import (
     Categories,
     CourseActivities,
     CourseEnrollments,
+    CourseProperties,
     Courses,
     Events,
     GroupMemberships,
@@ -52,7 +54,9 @@ from .streams import (
     QuizAttemptAnswers,
     QuizAttempts,
     Quizzes,
+    Transcripts,
 )
+from .transcripts import PeopleWithEvidence, TranscriptCursor, people_named_since
 
 logger = logging.getLogger("airbyte")
 RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
@@ -166,46 +170,49 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget)
         people, courses, groups, learning_paths = People(*deps), Courses(*deps), Groups(*deps), LearningPaths(*deps)
         quiz_attempts = QuizAttempts(*deps)
+        # Each parent list is read once per sync, however many of its children read it.
+        listings: Dict[str, ParentListing[NorthpassStream]] = {}
+        for parent in (people, courses, groups, learning_paths, quiz_attempts):
+            parent.listing = listings[parent.name] = ParentListing(parent)
         streams: List[NorthpassStream] = [
             people,
             courses,
-            CourseEnrollments(courses, *deps),
-            CourseActivities(courses, *deps),
+            CourseEnrollments(listings["courses"], *deps),
+            CourseActivities(listings["courses"], *deps),
             groups,
-            GroupMemberships(groups, *deps),
+            GroupMemberships(listings["groups"], *deps),
             learning_paths,
-            LearningPathEnrollments(learning_paths, *deps),
+            LearningPathEnrollments(listings["learning_paths"], *deps),
             Categories(*deps),
             Quizzes(*deps),
             Events(*deps),
             quiz_attempts,
-            QuizAttemptAnswers(quiz_attempts, *deps),
+            QuizAttemptAnswers(listings["quiz_attempts"], *deps),
+            Transcripts(listings["people"], *deps),
+            CourseProperties(*deps),
         ]
+        # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
+        # streams have their own cursors.
+        self._people_named_since = people_named_since(Events(*deps), QuizAttempts(*deps))
+        clock = SyncClock()
         configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
         state_manager = ConnectorStateManager(state=self._state)
         cursors: Dict[str, Cursor] = {}
         self._checkpoints = []
         for stream in streams:
+            stream.clock = clock
             cursors[stream.name] = self._cursor(stream, configured, cfg, state_manager)
-        for stream in streams:
-            if (
-                isinstance(stream, NorthpassSubStream)
-                and _reads(stream, configured)
-                and _reads(stream.parent, configured)
-            ):
-                stream.parent.share_listing = True  # listed once, for itself and all its children
+        for listing in listings.values():
+            children = [s for s in streams if isinstance(s, NorthpassSubStream) and s.parent_listing is listing]
+            readers = [s for s in [listing.stream, *children] if _reads(s, configured)]
+            # The parent's records come from the listing only when a child reads it too: listed once for all.
+            listing.emits_records = _reads(listing.stream, configured) and len(readers) > 1
+            bounds = [s.lower_bound for s in readers]
+            if readers and all(bound is not None for bound in bounds):
+                listing.since = min(b for b in bounds if b is not None)
         progress = SyncProgress(self.message_repository, lambda: budget.acquired)
         for stream in streams:
             stream.progress = progress
-        for parent in {id(s.parent): s.parent for s in streams if isinstance(s, NorthpassSubStream)}.values():
-            readers = [
-                s
-                for s in streams
-                if _reads(s, configured) and (s is parent or (isinstance(s, NorthpassSubStream) and s.parent is parent))
-            ]
-            bounds = [s.lower_bound for s in readers]
-            if readers and all(bound is not None for bound in bounds):
-                parent.listing_since = min(b for b in bounds if b is not None)
         return [
             StreamFacade.create_from_stream(
                 stream,
@@ -226,7 +233,10 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
     ) -> Cursor:
         configured_stream = configured.get(stream.name)
         state = state_manager.get_stream_state(stream.name, stream.namespace)
-        if stream.cursor_field and configured_stream and configured_stream.sync_mode == SyncMode.incremental:
+        incremental = configured_stream is not None and configured_stream.sync_mode == SyncMode.incremental
+        if isinstance(stream, Transcripts) and incremental:
+            return self._transcript_cursor(stream, configured_stream, cfg, state, state_manager)
+        if stream.cursor_field and incremental:
             cursor = TimestampCursor(
                 str(stream.cursor_field),
                 stream.name,
@@ -239,6 +249,8 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 partitions_total=_slices_total(stream) if isinstance(stream, NorthpassSubStream) else None,
             )
             stream.lower_bound = cursor.lower_bound
+            if isinstance(stream, NorthpassSubStream):
+                stream.parents = ParentsSince(str(stream.cursor_field), cursor.lower_bound)
             return cursor
         sync_id = configured_stream.sync_id if configured_stream else None
         checkpoint = checkpoint_for(stream.name, sync_id, state, logger) if configured_stream else None
@@ -252,12 +264,39 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         self._checkpoints.append(stream.checkpoint)
         return stream.checkpoint
 
+    def _transcript_cursor(
+        self,
+        stream: Transcripts,
+        configured_stream: Optional[ConfiguredAirbyteStream],
+        cfg: NorthpassConfig,
+        state: Mapping[str, Any],
+        state_manager: ConnectorStateManager,
+    ) -> Cursor:
+        assert stream.clock is not None
+        cursor = TranscriptCursor(
+            stream.name,
+            stream.namespace,
+            configured_stream.sync_id if configured_stream else None,
+            state,
+            cfg.transcripts_reread_within_syncs,
+            stream.clock,
+            lambda: stream.forbidden,
+            self._ordered_repository,
+            state_manager,
+            logger,
+            parent_key=stream.parent_key,
+        )
+        stream.checkpoint = cursor
+        stream.parents = PeopleWithEvidence(cursor.since, cursor.sweep, self._people_named_since, logger, stream.name)
+        return cursor
+
 
 def _incremental_state(
     cursor: Cursor, state_manager: ConnectorStateManager, stream: NorthpassStream
 ) -> MutableMapping[str, Any]:
     """The state the stream's reads are given: an incremental stream's own; nothing for full refresh."""
-    return state_manager.get_stream_state(stream.name, stream.namespace) if isinstance(cursor, TimestampCursor) else {}
+    incremental = isinstance(cursor, (TimestampCursor, TranscriptCursor))
+    return state_manager.get_stream_state(stream.name, stream.namespace) if incremental else {}
 
 
 def _reads(stream: NorthpassStream, configured: Mapping[str, ConfiguredAirbyteStream]) -> bool:

@@ -9,8 +9,9 @@ from airbyte_cdk.models import SyncMode
 
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
+from source_northpass_lms.listing import ParentListing
 from source_northpass_lms.rate_limit import SlidingWindowBudget
-from source_northpass_lms.streams import CourseEnrollments, Courses
+from source_northpass_lms.streams import CourseEnrollments, Courses, NorthpassStream
 
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 
@@ -57,8 +58,9 @@ def test_given_shared_list_already_handed_over_when_courses_read_again_then_list
     config = NorthpassConfig.parse(make_config())
     budget = SlidingWindowBudget(config.requests_per_second)
     courses = Courses(config, ApiKeyAuthenticator(config.api_key, config.base_url), budget)
-    enrollments = CourseEnrollments(courses, config, ApiKeyAuthenticator(config.api_key, config.base_url), budget)
-    courses.share_listing = True
+    courses.listing = listing = ParentListing[NorthpassStream](courses)
+    enrollments = CourseEnrollments(listing, config, ApiKeyAuthenticator(config.api_key, config.base_url), budget)
+    listing.emits_records = True
 
     slices = list(enrollments.stream_slices(SyncMode.full_refresh))
     first = list(courses.read_records(SyncMode.full_refresh))

@@ -1,0 +1,205 @@
+"""Incremental transcripts: whose transcript a sync re-reads, and the state that remembers it.
+
+Transcript items carry no `updated_at`, so no cursor tells a changed item from an unchanged one, and a full read
+costs a request per person. An incremental sync re-reads the transcript of:
+- everyone, on the first incremental sync (no state);
+- after that, each person with **evidence** of a change since the previous sync started (less
+  `EVIDENCE_OVERLAP`): created or updated (people's `updated_at`), or named by a learning event or a completed
+  quiz attempt (their `person_id`);
+- plus the **sweep**: the people whose point on a circle (a hash of their id) lies in this sync's arc. Each sync
+  takes the next arc, 1/N of the circle, so every transcript is re-read at least once in any N consecutive
+  incremental syncs, whatever the change and whether or not it left evidence.
+No person is read twice in one sync. The state is two values, whatever the account's size:
+`{"evidence_since": <start of the previous sync less the overlap>, "sweep_start": <where this sync's arc starts>}`;
+during a sync with a `sync_id` it also carries the resume checkpoint of `checkpoint.py` and the sync's start.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import math
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Set
+
+from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
+from airbyte_cdk.sources.message import MessageRepository
+
+from .checkpoint import CHECKPOINT_INTERVAL_SECONDS, ParentCheckpoint, checkpoint_for
+from .cursor import SyncClock, format_timestamp, parse_timestamp
+from .listing import ChosenParent, ListedId, ListedStream
+
+EVIDENCE_SINCE = "evidence_since"
+SWEEP_START = "sweep_start"
+SYNC_STARTED = "sync_started"
+# Evidence is looked for from this long before the previous sync started: it absorbs a difference between the
+# API's clocks and ours, and evidence that becomes visible a little after the time it carries.
+EVIDENCE_OVERLAP = timedelta(minutes=15)
+SWEEP_CIRCLE = 2**32  # points on the circle: a person's point is the first 4 bytes of a SHA-256 of their id
+
+
+def sweep_point(person_id: Any) -> int:
+    """A person's fixed place on the sweep's circle: the same on every sync, machine and Python version."""
+    return int.from_bytes(hashlib.sha256(str(person_id).encode()).digest()[:4], "big")
+
+
+@dataclass(frozen=True)
+class Sweep:
+    """This sync's arc of the circle: `syncs` arcs of equal width cover it, so N syncs re-read everyone."""
+
+    start: int
+    syncs: int
+
+    @property
+    def width(self) -> int:
+        return math.ceil(SWEEP_CIRCLE / self.syncs)
+
+    def covers(self, person_id: Any) -> bool:
+        return (sweep_point(person_id) - self.start) % SWEEP_CIRCLE < self.width
+
+    def next_start(self) -> int:
+        return (self.start + self.width) % SWEEP_CIRCLE
+
+
+class PeopleWithEvidence:
+    """Incremental transcripts' choice of people: the rule of this module's docstring, in listing order.
+
+    `named_since(since)` reads the activity logs from `since` and returns the ids of the people they name.
+    """
+
+    def __init__(
+        self,
+        since: Optional[datetime],
+        sweep: Sweep,
+        named_since: Callable[[datetime], Set[Any]],
+        logger: logging.Logger,
+        stream_name: str,
+    ) -> None:
+        self.since = since
+        self.sweep = sweep
+        self._named_since = named_since
+        self._logger = logger
+        self._stream_name = stream_name
+
+    def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]:
+        if self.since is None:
+            self._logger.info(
+                f"Stream {self._stream_name}: first incremental sync (no state): reading all {len(listing)} transcripts."
+            )
+            return [(person_id, {}) for person_id, _ in listing]
+        since = self.since
+        named = self._named_since(since)
+        chosen: List[ChosenParent] = []
+        updated = active = swept = 0
+        for person_id, updated_at in listing:
+            changed_at = parse_timestamp(updated_at)
+            if changed_at is None or changed_at >= since:  # no readable updated_at is taken as a change
+                updated += 1
+            elif person_id in named:
+                active += 1
+            elif self.sweep.covers(person_id):
+                swept += 1
+            else:
+                continue
+            chosen.append((person_id, {}))
+        self._logger.info(
+            f"Stream {self._stream_name}: reading {len(chosen)} of {len(listing)} transcripts: {updated} of people "
+            f"created or updated since {format_timestamp(since)}, {active} more of people named by learning events "
+            f"or quiz attempts since then ({len(named)} named in all), and {swept} more in this sync's share of the "
+            f"sweep (1/{self.sweep.syncs} of everyone)."
+        )
+        return chosen
+
+
+class TranscriptCursor(ParentCheckpoint):
+    """Incremental transcripts' state: `evidence_since` and `sweep_start`, moved only when every chosen person's
+    transcript was read whole. A sync that fails keeps them, so its successor looks for the same evidence and
+    sweeps the same arc. Between, with a `sync_id`, the state is also a resume checkpoint (checkpoint.py): a
+    retried attempt of the same sync skips the people read whole and keeps the first attempt's start.
+    """
+
+    def __init__(
+        self,
+        stream_name: str,
+        stream_namespace: Optional[str],
+        sync_id: Optional[int],
+        stream_state: Mapping[str, Any],
+        syncs_per_sweep: int,
+        clock: SyncClock,
+        skipped: Callable[[], bool],
+        message_repository: MessageRepository,
+        state_manager: ConnectorStateManager,
+        logger: logging.Logger,
+        parent_key: str,
+    ) -> None:
+        resumed = checkpoint_for(stream_name, sync_id, stream_state, logger) if stream_state else None
+        super().__init__(
+            stream_name,
+            stream_namespace,
+            sync_id if sync_id is not None else 0,
+            resumed,
+            message_repository,
+            state_manager,
+            logger,
+            parent_key=parent_key,
+            # Without a sync_id no attempt can resume another: only the state at the end is worth emitting.
+            interval=CHECKPOINT_INTERVAL_SECONDS if sync_id is not None else math.inf,
+        )
+        self._resumable = sync_id is not None
+        self._sync_clock = clock
+        self._skipped = skipped
+        self.since = _timestamp(stream_state, EVIDENCE_SINCE, stream_name, logger)
+        start = stream_state.get(SWEEP_START) if stream_state else None
+        valid_start = isinstance(start, int) and not isinstance(start, bool) and 0 <= start < SWEEP_CIRCLE
+        self.sweep = Sweep(start if valid_start else 0, syncs_per_sweep)  # type: ignore[arg-type]
+        started = parse_timestamp(resumed.get(SYNC_STARTED)) if resumed else None
+        if started is not None:
+            clock.resume(started)
+
+    @property
+    def state(self) -> MutableMapping[str, Any]:
+        if self._read_whole():
+            return {
+                EVIDENCE_SINCE: format_timestamp(self._sync_clock.started() - EVIDENCE_OVERLAP),
+                SWEEP_START: self.sweep.next_start() if self.since else self.sweep.start,
+            }
+        state: MutableMapping[str, Any] = {SWEEP_START: self.sweep.start}
+        if self.since:
+            state[EVIDENCE_SINCE] = format_timestamp(self.since)
+        if self._resumable and self._listing_started:
+            state.update(super().state)
+            state[SYNC_STARTED] = format_timestamp(self._sync_clock.started())
+        return state
+
+    def _read_whole(self) -> bool:
+        with_everyone = self._listing_complete and self._prefix == len(self._ids)
+        return with_everyone and not self._skipped()
+
+
+def _timestamp(
+    stream_state: Mapping[str, Any], key: str, stream_name: str, logger: logging.Logger
+) -> Optional[datetime]:
+    if not stream_state or stream_state.get(key) is None:
+        return None
+    value = parse_timestamp(stream_state[key])
+    if value is None:
+        logger.warning(
+            f"Stream {stream_name}: the incoming state's '{key}' {stream_state[key]!r} is not a timestamp; "
+            "reading every transcript."
+        )
+    return value
+
+
+def people_named_since(*logs: ListedStream) -> Callable[[datetime], Set[Any]]:
+    """Evidence from the activity logs: the `person_id` of every record each log has from `since` on, read at the
+    log's incremental cost whether or not the log's own stream is selected."""
+
+    def named(since: datetime) -> Set[Any]:
+        people: Set[Any] = set()
+        for log in logs:
+            people.update(record.get("person_id") for record in log.read_list(since))
+        people.discard(None)
+        return people
+
+    return named
