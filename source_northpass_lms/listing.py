@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime
-from typing import Any, Generic, Iterable, List, Mapping, Optional, Protocol, Tuple, TypeVar
+from typing import Any, Generic, Iterable, List, Mapping, Optional, Protocol, Set, Tuple, TypeVar
 
 from .cursor import parse_timestamp
 
@@ -67,7 +67,13 @@ class ParentListing(Generic[Listed]):
         """The list (from `since`, else whole); its ids are kept for the children. Under the lock."""
         records = list(self.stream.read_list(self.since))
         cursor = str(self.stream.cursor_field) if self.stream.cursor_field else None
-        self._ids = [(record["id"], record.get(cursor) if cursor else None) for record in records]
+        # A parent listed twice (a list that shifted between two of its pages) is read once by each child.
+        seen: Set[Any] = set()
+        self._ids = []
+        for record in records:
+            if record["id"] not in seen:
+                seen.add(record["id"])
+                self._ids.append((record["id"], record.get(cursor) if cursor else None))
         return records
 
 

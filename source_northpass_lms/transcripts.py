@@ -167,8 +167,8 @@ class TranscriptCursor(ParentCheckpoint):
         state: MutableMapping[str, Any] = {SWEEP_START: self.sweep.start}
         if self.since:
             state[EVIDENCE_SINCE] = format_timestamp(self.since)
-        if self._resumable and self._listing_started:
-            state.update(super().state)
+        if self._resumable and (self._listing_started or self._incoming is not None):
+            state.update(super().state)  # the checkpoint this attempt has, or the one it was given
             state[SYNC_STARTED] = format_timestamp(self._sync_clock.started())
         return state
 

@@ -69,3 +69,19 @@ def test_given_shared_list_already_handed_over_when_courses_read_again_then_list
     assert slices == [{"course_id": "course-1"}, {"course_id": "course-2"}]
     assert [r["id"] for r in first] == [r["id"] for r in second] == ["course-1", "course-2"]
     assert courses_requests(http) == 4  # listed once for both, then once more for the second read
+
+
+def test_given_a_course_listed_twice_when_children_read_then_its_collection_read_once(
+    http: requests_mock.Mocker,
+) -> None:
+    # The list shifted between its pages: course-1 is on both.
+    http.get(f"{API}/courses?limit=100", complete_qs=True, json=jsonapi_page([course(1)], f"{API}/courses?page=2"))
+    http.get(f"{API}/courses?page=2&limit=100", complete_qs=True, json=jsonapi_page([course(1), course(2)]))
+    for index in (1, 2):
+        http.get(f"{API}/courses/course-{index}/enrollments", json=jsonapi_page([enrollment(index)]))
+
+    output = run_read(make_config(), ["course_enrollments"])
+
+    assert sorted(r["course_id"] for r in records_of(output, "course_enrollments")) == ["course-1", "course-2"]
+    enrollment_reads = [r for r in http.request_history if r.path.endswith("/enrollments")]
+    assert len(enrollment_reads) == 2
