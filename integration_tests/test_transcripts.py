@@ -6,11 +6,13 @@ from __future__ import annotations
 import math
 from collections import Counter
 from pathlib import Path
-from typing import Any, Dict, List, Mapping, Set, Tuple
+from typing import Any, Dict, List, Set, Tuple
+from urllib.parse import urlsplit
 
 import pytest
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
+from source_northpass_lms.transcripts import Sweep
 
 from .conftest import CliRun, catalog_for, keyed, run_cli
 
@@ -31,7 +33,7 @@ def _state(run: CliRun, stream: str = "transcripts") -> Dict[str, Any]:
 
 
 def _transcript_requests(sandbox: SandboxServer) -> int:
-    return sandbox.stats()["by_template"].get("/v2/transcripts/{id}", 0)
+    return sandbox.stats()["by_path"].get("/v2/transcripts/{id}", 0)
 
 
 def _people_read(run: CliRun) -> Set[str]:
@@ -60,7 +62,9 @@ def test_given_sandbox_when_full_read_then_transcripts_and_properties_exact_at_t
 
         assert run.returncode == 0, run.stderr[-2000:]
         assert _items(run.records["transcripts"]) == _items(sb.expected_records("transcripts"))
-        assert keyed(run.records["course_properties"], ("id",)) == keyed(sb.expected_records("course_properties"), ("id",))
+        assert keyed(run.records["course_properties"], ("id",)) == keyed(
+            sb.expected_records("course_properties"), ("id",)
+        )
         assert {r["read_at"] for r in run.records["transcripts"]} == {run.records["transcripts"][0]["read_at"]}
         properties_pages = math.ceil(len(sb.expected_records("course_properties")) / PAGE)
         assert stats["requests"] == _floor(sb) + properties_pages
@@ -71,7 +75,9 @@ def test_given_transcripts_forbidden_when_read_then_skipped_with_one_warning_and
     tmp_path: Path,
 ) -> None:
     with SandboxServer(SandboxOptions(seed=3, people=400, requests_per_second=None, transcripts_forbidden=True)) as sb:
-        run = run_cli("read", tmp_path, {**FAST, "base_url": sb.base_url}, catalog_for("transcripts", "course_properties"))
+        run = run_cli(
+            "read", tmp_path, {**FAST, "base_url": sb.base_url}, catalog_for("transcripts", "course_properties")
+        )
 
         warnings = [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "WARN"]
         assert run.returncode == 0
@@ -84,57 +90,71 @@ def test_given_transcripts_forbidden_when_read_then_skipped_with_one_warning_and
 def test_given_changes_with_and_without_evidence_when_incremental_syncs_chain_then_all_arrive_within_n_syncs_at_bounded_cost(
     tmp_path: Path,
 ) -> None:
-    options = SandboxOptions(seed=11, people=1400, courses=20, events=600, quiz_attempts=40, requests_per_second=None)
+    options = SandboxOptions(
+        seed=11, people=1400, courses=20, events=600, quiz_attempts=40, requests_per_second=None, requests_log_size=5000
+    )
     with SandboxServer(options) as sb:
         config = {**FAST, "base_url": sb.base_url}
         catalog = catalog_for("transcripts", sync_mode="incremental")
         full = run_cli("read", tmp_path, config, catalog_for("transcripts"))
         full_cost = sb.stats()["requests"]
+        assert full_cost == _floor(sb)
         sb.reset_stats()
 
-        first = run_cli("read", tmp_path, config, catalog, state=None)
+        first = run_cli("read", tmp_path, config, catalog)
         assert first.returncode == 0, first.stderr[-2000:]
-        assert _items(first.records["transcripts"]) == _items(full.records["transcripts"])  # everyone, no state
-        assert _transcript_requests(sb) == _transcript_requests_of_full_read(sb, full)
+        assert _items(first.records["transcripts"]) == _items(full.records["transcripts"])  # no state: everyone
+        assert sb.stats()["requests"] == full_cost  # and nothing else: no evidence is read on a first sync
         destination = _items(first.records["transcripts"])  # an append + deduped destination
         state = [m["state"] for m in first.of_type("STATE")]
 
-        people = len(sb.expected_records("people"))
+        people = [p["id"] for p in sb.expected_records("people")]
         changes = sb.change_transcripts(evidence=12, silent=12)
         with_evidence = {p for ids in changes["evidence"].values() for p in ids}
         silent = {p for ids in changes["silent"].values() for p in ids}
         assert len(with_evidence) == 12 and len(silent) == 12
         wanted = _items(sb.expected_records("transcripts"))
-        changed_items = {key: value for key, value in wanted.items() if destination.get(key) != value}
-        assert {person for person, _ in changed_items} == with_evidence | silent
+        changed = {key: value for key, value in wanted.items() if destination.get(key) != value}
+        assert {person for person, _ in changed} == with_evidence | silent
 
         read_within_n: Set[str] = set()
+        previous = first
         for sync in range(1, SYNCS_PER_SWEEP + 1):
+            sb.advance_clock(3600)  # an hour between syncs
+            sweep = Sweep(_state(previous)["sweep_start"], SYNCS_PER_SWEEP)
             sb.reset_stats()
             run = run_cli("read", tmp_path, config, catalog, state=state)
             assert run.returncode == 0, run.stderr[-2000:]
             got = _items(run.records.get("transcripts", []))  # keyed() fails on an item emitted twice in a sync
-            read = _people_read(run)
-            if sync == 1:
-                # The next sync: every changed item of every person with evidence.
-                assert with_evidence <= read
-                assert all(got[key] == value for key, value in changed_items.items() if key[0] in with_evidence)
-            evidence_share = len(with_evidence) / people if sync == 1 else 0.0
-            cost = sb.stats()["requests"]
-            assert cost <= (1 / SYNCS_PER_SWEEP + evidence_share + 0.02) * full_cost, (sync, cost, full_cost)
+            arc = {p for p in people if sweep.covers(p)}
+            evidence = with_evidence if sync == 1 else set()
+            requested = _requested_people(sb)
+            assert sorted(requested) == sorted(evidence | arc)  # each once: the evidence and this sync's arc
+            if sync == 1:  # the next sync: every changed item of every person with evidence
+                assert all(got[key] == value for key, value in changed.items() if key[0] in evidence)
+            stats = sb.stats()
+            by_path = stats["by_path"]
+            assert stats["requests"] == sum(by_path.values())
+            overhead = by_path["/v2/people"] + by_path.get("/v2/events", 0) + by_path.get("/v2/webhooks", 0)
+            assert overhead <= math.ceil(len(people) / PAGE) + 4
+            share = len(arc) / len(people) + len(evidence) / len(people) + 0.02
+            print(f"sync {sync}: {stats['requests']} requests, {len(requested)} transcripts, full read {full_cost}")
+            assert stats["requests"] <= share * full_cost
             destination.update(got)
-            read_within_n |= read
+            read_within_n |= set(requested)
             state = [m["state"] for m in run.of_type("STATE")]
+            previous = run
 
         # Within N syncs: every changed item, with evidence or without, and every person's transcript.
         assert destination == wanted
-        people_with_items = {p for p, _ in wanted}
-        assert people_with_items <= read_within_n
-        assert _state(run)["sweep_start"] != 0
+        assert read_within_n == set(people)
 
 
-def _transcript_requests_of_full_read(sandbox: SandboxServer, full: CliRun) -> int:
-    return _floor(sandbox) - math.ceil(len(sandbox.expected_records("people")) / PAGE)
+def _requested_people(sandbox: SandboxServer) -> List[str]:
+    """The people whose transcript's first page was asked for, in the order asked, repeats kept."""
+    targets = [urlsplit(entry["target"]) for entry in sandbox.stats()["requests_log"]]
+    first_pages = [t.path for t in targets if "page=" not in t.query or "page=1&" in t.query + "&"]
+    return [path.split("/")[3] for path in first_pages if path.startswith("/v2/transcripts/")]
 
 
 def test_given_incremental_transcripts_and_people_selected_when_read_then_people_listed_once_for_both(
@@ -142,12 +162,11 @@ def test_given_incremental_transcripts_and_people_selected_when_read_then_people
 ) -> None:
     with SandboxServer(SandboxOptions(seed=3, people=350, requests_per_second=None)) as sb:
         run = run_cli(
-            "read", tmp_path, {**FAST, "base_url": sb.base_url}, catalog_for("people", "transcripts", sync_mode="incremental")
+            "read",
+            tmp_path,
+            {**FAST, "base_url": sb.base_url},
+            catalog_for("people", "transcripts", sync_mode="incremental"),
         )
         assert run.returncode == 0
-        assert sb.stats()["by_template"]["/v2/people"] == math.ceil(350 / PAGE)
+        assert sb.stats()["by_path"]["/v2/people"] == math.ceil(350 / PAGE)
         assert keyed(run.records["people"], ("id",)) == keyed(sb.expected_records("people"), ("id",))
-
-
-def _unused(_: Mapping[str, Any]) -> None:
-    return None
