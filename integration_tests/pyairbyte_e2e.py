@@ -41,7 +41,8 @@ STREAMS = tuple(PRIMARY_KEYS)
 # Streams with a cursor (updated_at, or the activity logs' creation time): PyAirbyte reads them incrementally, so a second read with the first
 # read's state receives only what changed (here: the records at the cursor, emitted again) while its table
 # stays complete. Every other stream is full refresh and must be received whole on every read.
-INCREMENTAL = frozenset(UPDATED_AT_STREAMS) | frozenset(ACTIVITY_STREAMS)
+# transcripts too: its second read re-reads the people with evidence of a change and its share of everyone.
+INCREMENTAL = frozenset(UPDATED_AT_STREAMS) | frozenset(ACTIVITY_STREAMS) | {"transcripts"}
 # Values compared record by record, beside the primary key.
 CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "people": ("email", "full_name", "disabled"),
@@ -58,6 +59,8 @@ CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "events": ("type", "person_id", "activity_id"),
     "quiz_attempts": ("quiz_id", "person_id", "webhook_url"),
     "quiz_attempt_answers": ("question_id", "correct"),
+    "transcripts": ("resource_type", "resource_id", "progress_status"),
+    "course_properties": ("name",),
 }
 SANDBOX_START_TIMEOUT_SECONDS = 60
 

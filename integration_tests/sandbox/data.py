@@ -54,6 +54,7 @@ CHILD_STREAMS: dict[str, tuple[str, str]] = {
     "group_memberships": ("groups", "group_id"),
     "learning_path_enrollments": ("learning_paths", "learning_path_id"),
     "quiz_attempt_answers": ("quiz_attempts", "quiz_attempt_id"),
+    "transcripts": ("people", "person_id"),
 }
 # Learning activity (append-only logs): stream -> the record column the connector's cursor is on.
 ACTIVITY_STREAMS: dict[str, str] = {
@@ -75,8 +76,10 @@ ALL_STREAMS: tuple[str, ...] = (
     "events",
     "quiz_attempts",
     "quiz_attempt_answers",
+    "transcripts",
+    "course_properties",
 )
-# Transcripts and course properties: served and expected, but not yet streams of the connector (ALL_STREAMS).
+# Transcripts and course properties (issue 16), among ALL_STREAMS.
 TRANSCRIPT_STREAMS: tuple[str, ...] = ("transcripts", "course_properties")
 TRANSCRIPT_PRIMARY_KEYS: dict[str, tuple[str, ...]] = {"transcripts": ("person_id", "id"), "course_properties": ("id",)}
 # Transcript changes between syncs: those the connector can see evidence of elsewhere, and those it cannot.
