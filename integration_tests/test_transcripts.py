@@ -23,8 +23,7 @@ SYNCS_PER_SWEEP = 7  # the default of transcripts_reread_within_syncs
 
 
 def _items(records: List[Dict[str, Any]]) -> Dict[Tuple[Any, ...], Dict[str, Any]]:
-    """Records keyed by [person_id, id], without `read_at`: the sandbox cannot know when a sync read them."""
-    return keyed([{k: v for k, v in r.items() if k != "read_at"} for r in records], TRANSCRIPT_KEY)
+    return keyed(records, TRANSCRIPT_KEY)
 
 
 def _state(run: CliRun, stream: str = "transcripts") -> Dict[str, Any]:
