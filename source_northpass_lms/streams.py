@@ -365,6 +365,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
 
     parent_key: str
     parent: NorthpassStream
+    # An incremental child's records carry their parent's cursor value as their own (its slices carry it).
+    cursor_from_parent = True
     # The collection is forbidden for every parent or none (a plan-gated endpoint, not a per-parent permission):
     # after the first 403 the remaining parents are not asked.
     forbidden_for_all_parents = False
@@ -382,7 +384,11 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         self.parent_listing = listing
         # Which parents this sync reads (listing.py): every one, each slice carrying the parent's cursor value when
         # the child's records carry it; the source narrows it for an incremental read.
-        self.parents: ParentChoice = ParentsSince(str(self.cursor_field), None) if self.cursor_field else EveryParent()
+        self.parents: ParentChoice = (
+            ParentsSince(str(self.cursor_field), None)
+            if self.cursor_field and self.cursor_from_parent
+            else EveryParent()
+        )
         super().__init__(parent=listing.stream, config=config, authenticator=authenticator, api_budget=api_budget)
         # How many slices this read made, once it has made them all: an incremental child's cursor commits
         # only when that many have been read to their end.
@@ -618,17 +624,8 @@ class Transcripts(NorthpassSubStream):
     endpoint = "transcripts/{parent_id}"
     parent_key = "person_id"
     cursor_field = "read_at"
+    cursor_from_parent = False  # the cursor is the sync's start, not the person's
     forbidden_for_all_parents = True
-
-    def __init__(
-        self,
-        listing: ParentListing[NorthpassStream],
-        config: NorthpassConfig,
-        authenticator: ApiKeyAuthenticator,
-        api_budget: APIBudget,
-    ) -> None:
-        super().__init__(listing, config, authenticator, api_budget)
-        self.parents = EveryParent()  # the cursor is the sync's, not the person's: slices carry only the id
 
     def to_record(
         self, resource: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]
