@@ -1,8 +1,8 @@
 """Performance benchmark (issues 4 and 10): full syncs against the sandbox at the API's 10 requests/s, next to their floors.
 
 For every run it starts the sandbox (with latency and the 10/s limit), times the connector's start-up (`spec`),
-discovers the streams, runs `read` of every discovered stream as a subprocess and prints records per stream,
-requests made against the floor, wall time against the rate-limit floor plus start-up, 429s, records/s and
+discovers the streams, runs `read` of every discovered stream but `transcripts` (below) as a subprocess and prints
+records per stream, requests made against the floor, wall time against the rate-limit floor plus start-up, 429s, records/s and
 peak RSS. The accounts: 3,000 people and 30,000 people (60 courses each) at 0 to 500 ms of latency, and 30,000
 people with one course of 30,000 enrollments (two 300-page lists). Then a CPU run (no rate limit, no latency,
 people only) measures parsing and emitting speed.
@@ -12,6 +12,14 @@ max(1, ceil(n/100)) and per child collection (e.g. the enrollments of one course
 over what discover returns, with n taken from the sandbox's expected records. The wall floor is that number
 divided by the rate limit. Requests beyond the floor are waste: pages requested ahead past the end of a list.
 
+These runs read every discovered stream but `transcripts` (one request per person, a cost of its own): the
+transcript rows (issue 16) read it alone, at 30,000 people and a raised rate (100 requests/s on both sides by
+default, so the full read takes 5 minutes instead of 50; its ratios to the floor at that rate are what count):
+a full read, the first incremental sync (no state: everyone), then, after 1% of people changed with evidence
+(and as many without), an hour later by the sandbox's clock, the second incremental sync at the default
+N = 7. The second must cost at most (1/N + the share of people with evidence + 2%) of the full read's
+requests (issue 16's bound) and re-read exactly the people with evidence and its 1/N share of the sweep.
+
 Not part of the test suite: timings depend on the machine and on what else runs on it. Compare the ratios of
 one run, not absolute times across runs. Exit code 1 if a sync failed or a target was missed.
 """
@@ -20,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import multiprocessing
 import os
 import statistics
@@ -27,20 +36,24 @@ import subprocess
 import tempfile
 import time
 import urllib.request
+from collections import Counter
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence, Tuple
+from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
 from integration_tests.harness import (
     CONNECTOR,
+    PAGE_SIZE,
     SandboxProcess,
+    SyncResult,
     cli_message,
     request_floor,
     requests_per_stream,
     run_sync,
     with_parents,
 )
+from source_northpass_lms.transcripts import Sweep
 
 RATE_LIMIT = 10  # requests per second, the API's documented limit and the sandbox's
 CPU_PEOPLE = 20_000
@@ -79,6 +92,17 @@ MAX_REQUESTS_RATIO = 1.03
 MAX_WALL_RATIO = 1.10  # of the rate-limit floor, start-up added on top
 MAX_RSS_RATIO = 1.15  # an account ten times larger against the 3,000-person one
 MIN_CPU_RECORDS_PER_SECOND = 5_000
+
+# The transcript rows (issue 16).
+TRANSCRIPT_ACCOUNT = Account(30_000, 60)
+QUICK_TRANSCRIPT_ACCOUNT = Account(3_000, 60)
+TRANSCRIPTS_RATE = 100  # requests per second on both sides: a full read of 30,000 people in 5 minutes, not 50
+# 150 ms at 10 requests/s scaled to the raised rate: as many requests in flight as 150 ms keeps at the API's pace.
+TRANSCRIPTS_LATENCY_MS = 15
+SYNCS_PER_SWEEP = 7  # the connector's default transcripts_reread_within_syncs
+ACTIVE_SHARE = 0.01  # people changed with evidence before the second incremental sync; as many change silently
+INCREMENTAL_SLACK = 0.02  # issue 16: a later sync costs at most (1/N + the share with evidence + 2%) of a full read
+MAX_STATE_BYTES = 10_000  # issue 16: at 100,000 people
 
 
 @dataclass
@@ -130,6 +154,19 @@ def main() -> int:
     parser.add_argument(
         "--only", help="only the runs whose label contains this text, e.g. '30,000 people/60 courses, 500 ms'"
     )
+    parser.add_argument("--skip-transcripts", action="store_true", help="leave out the transcript rows")
+    parser.add_argument(
+        "--transcripts-rate",
+        type=float,
+        default=TRANSCRIPTS_RATE,
+        help="requests per second of the sandbox and the connector in the transcript rows (the API allows 10)",
+    )
+    parser.add_argument(
+        "--transcripts-latency-ms",
+        type=float,
+        default=TRANSCRIPTS_LATENCY_MS,
+        help="the sandbox's latency in the transcript rows (default: 150 ms at 10/s, scaled to the raised rate)",
+    )
     args = parser.parse_args()
 
     extra: Dict[str, Any] = {} if args.num_workers is None else {"num_workers": args.num_workers}
@@ -139,10 +176,18 @@ def main() -> int:
         else (QUICK_PLAN if args.quick else PLAN)
     )
     runs = [rate_limited_run(account, latency, extra) for account, latency in plan]
+    transcripts = None
+    transcript_account = QUICK_TRANSCRIPT_ACCOUNT if args.quick else TRANSCRIPT_ACCOUNT
+    transcript_label = TranscriptRuns(transcript_account, args.transcripts_latency_ms, args.transcripts_rate).label
+    if not args.skip_transcripts and (not args.only or args.only in transcript_label):
+        transcripts = transcript_runs(transcript_account, args.transcripts_latency_ms, args.transcripts_rate, extra)
     cpu = None if args.skip_cpu else cpu_run(2_000 if args.quick else CPU_PEOPLE, extra)
 
     print_summary(runs, cpu)
     missed = [problem for run in runs for problem in run.problems]
+    if transcripts is not None:
+        print_transcript_summary(transcripts)
+        missed += transcripts.problems
     if cpu is not None and cpu[0] < MIN_CPU_RECORDS_PER_SECOND:
         missed.append(f"CPU: {cpu[0]:.0f} people records per CPU-second < {MIN_CPU_RECORDS_PER_SECOND}")
     for problem in missed:
@@ -150,12 +195,219 @@ def main() -> int:
     return 0 if not missed and all(run.ok for run in runs) else 1
 
 
+@dataclass
+class TranscriptSync:
+    """One sync of the transcripts stream alone: what it cost against its floor."""
+
+    name: str
+    records: int = 0
+    requests: int = 0
+    floor: int = 0
+    floor_note: str = ""
+    transcript_requests: int = 0
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    too_many: int = 0
+    max_in_window: int = 0
+    state_bytes: int = 0
+
+
+@dataclass
+class TranscriptRuns:
+    account: Account
+    latency_ms: float
+    rate: float
+    startup_s: float = 0.0
+    syncs: List[TranscriptSync] = field(default_factory=list)
+    bound: float = 0.0  # the issue's bound of the second incremental sync, in requests
+    bound_note: str = ""
+    sweep_note: str = ""
+    problems: List[str] = field(default_factory=list)
+
+    @property
+    def label(self) -> str:
+        return f"transcripts: {self.account.label}, {self.latency_ms:g} ms, {self.rate:g} requests/s"
+
+    def wall_floor_s(self, sync: TranscriptSync) -> float:
+        return sync.floor / self.rate + self.startup_s
+
+    def check(self, done: DoneSync, expected_records: int, what: str) -> None:
+        sync, result = done.sync, done.result
+        if result.returncode != 0 or result.errors:
+            self.problems.append(f"{self.label}: {what}: exit code {result.returncode}, errors {result.errors[:3]}")
+        if sync.records != expected_records:
+            self.problems.append(f"{self.label}: {what}: {sync.records} records, expected {expected_records}")
+        if sync.requests > MAX_REQUESTS_RATIO * sync.floor:
+            self.problems.append(
+                f"{self.label}: {what}: {sync.requests} requests > {MAX_REQUESTS_RATIO} x {sync.floor}"
+            )
+        if sync.too_many:
+            self.problems.append(f"{self.label}: {what}: {sync.too_many} answers 429")
+
+
+@dataclass
+class DoneSync:
+    sync: TranscriptSync
+    result: SyncResult
+    made: Dict[str, int]  # requests per stream
+    people: Set[str]  # the people whose items were emitted, when the records were written out
+
+
+@dataclass
+class TranscriptExpectations:
+    """What the sandbox serves: every transcript item and the full read's floor; with a choice of people
+    (those with evidence and a sweep's start), what an incremental sync must read of it."""
+
+    records: int
+    people_pages: int
+    floor: int
+    chosen: List[str] = field(default_factory=list)
+    chosen_pages: int = 0
+    chosen_records: int = 0
+    chosen_with_items: Set[str] = field(default_factory=set)
+    in_arc: int = 0  # people in the sweep's arc, with evidence or not
+
+
+def transcript_expectations(
+    base_url: str, with_evidence: Sequence[str] = (), sweep_start: Optional[int] = None
+) -> TranscriptExpectations:
+    expected: Dict[str, List[Dict[str, Any]]] = {}
+    for name in ("people", "transcripts"):
+        with urllib.request.urlopen(f"{base_url}/_sandbox/expected?stream={name}", timeout=300) as response:
+            expected[name] = json.loads(response.read())[name]
+    floors = request_floor(["transcripts"], expected)
+    items = Counter(record["person_id"] for record in expected["transcripts"])
+    out = TranscriptExpectations(len(expected["transcripts"]), floors["people"], sum(floors.values()))
+    if sweep_start is not None:
+        sweep = Sweep(sweep_start, SYNCS_PER_SWEEP)
+        in_arc = {p["id"] for p in expected["people"] if sweep.covers(p["id"])}
+        chosen = set(with_evidence) | in_arc
+        out.in_arc = len(in_arc)
+        out.chosen = sorted(chosen)
+        out.chosen_pages = sum(max(1, math.ceil(items[p] / PAGE_SIZE)) for p in chosen)
+        out.chosen_records = sum(items[p] for p in chosen)
+        out.chosen_with_items = {p for p in chosen if items[p]}
+    return out
+
+
+def _transcript_sync(
+    name: str,
+    sandbox: SandboxProcess,
+    config: Dict[str, Any],
+    workdir: Path,
+    state: Optional[List[Any]] = None,
+    output: Optional[Path] = None,
+) -> DoneSync:
+    """`read` of transcripts alone: a full refresh without `state`, else incremental from it ([] = no state)."""
+    sandbox.admin("reset-stats", "POST")
+    incremental = ["transcripts"] if state is not None else []
+    result = run_sync(config, ["transcripts"], workdir, output_dir=output, state=state or None, incremental=incremental)
+    stats = sandbox.admin("stats")
+    made = requests_per_stream(stats)
+    state_bytes = len(json.dumps(result.stream_state("transcripts") or {}, separators=(",", ":")))
+    sync = TranscriptSync(
+        name,
+        records=result.records.get("transcripts", 0),
+        requests=stats["requests"],
+        transcript_requests=made.get("transcripts", 0),
+        wall_s=result.seconds,
+        peak_rss_mb=result.peak_rss_mb,
+        too_many=stats["by_status"].get("429", 0),
+        max_in_window=stats["max_in_window"],
+        state_bytes=state_bytes if incremental else 0,
+    )
+    people: Set[str] = set()
+    if output is not None and (output / "transcripts.jsonl").exists():
+        with open(output / "transcripts.jsonl") as lines:
+            people = {json.loads(line)["person_id"] for line in lines}
+    print(f"\n== transcripts, {name}: exit code {result.returncode}, {result.seconds:.1f} s, requests {made}")
+    for line in result.logs:
+        print(f"   {line}")
+    return DoneSync(sync, result, made, people)
+
+
+def transcript_runs(account: Account, latency_ms: float, rate: float, extra: Dict[str, Any]) -> TranscriptRuns:
+    """A full read of transcripts, the first incremental sync (no state) and, after changes, the second one."""
+    runs = TranscriptRuns(account, latency_ms, rate)
+    sandbox_args = [*account.sandbox_args(), "--latency-ms", str(latency_ms), "--rps", str(rate)]
+    with SandboxProcess(sandbox_args) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        config = {"api_key": sandbox.api_key, "base_url": sandbox.base_url, "requests_per_second": rate, **extra}
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as helper:
+            before = helper.submit(transcript_expectations, sandbox.base_url).result()
+            runs.startup_s, _ = startup_time()
+
+            full = _transcript_sync("full read", sandbox, config, Path(tmp) / "full")
+            full.sync.floor, full.sync.floor_note = before.floor, "people pages + one per page per person"
+            runs.syncs.append(full.sync)
+            runs.check(full, before.records, "full read")
+
+            first = _transcript_sync("first incremental (no state)", sandbox, config, Path(tmp) / "first", state=[])
+            first.sync.floor, first.sync.floor_note = before.floor, "everyone, as a full read"
+            runs.syncs.append(first.sync)
+            runs.check(first, before.records, "first incremental sync")
+
+            changes = sandbox.admin(
+                "transcripts",
+                "POST",
+                {"evidence": round(ACTIVE_SHARE * account.people), "silent": round(ACTIVE_SHARE * account.people)},
+            )
+            with_evidence = sorted({p for ids in changes["evidence"].values() for p in ids})
+            sandbox.admin("clock", "POST", {"advance_seconds": 3600})  # the next sync, an hour later
+            start = first.result.stream_state("transcripts") or {}
+            sweep = Sweep(start.get("sweep_start", 0), SYNCS_PER_SWEEP)
+            after = helper.submit(transcript_expectations, sandbox.base_url, with_evidence, sweep.start).result()
+
+            second = _transcript_sync(
+                "second incremental",
+                sandbox,
+                config,
+                Path(tmp) / "second",
+                state=first.result.states,
+                output=Path(tmp) / "second-records",
+            )
+            logs = second.made.get("events", 0) + second.made.get("quiz_attempts", 0)
+            second.sync.floor = after.people_pages + after.chosen_pages + logs
+            second.sync.floor_note = (
+                f"people pages + one per page per re-read person ({len(after.chosen)}: {len(with_evidence)} with "
+                f"evidence, {len(after.chosen) - len(with_evidence)} more in the 1/{SYNCS_PER_SWEEP} sweep) + the "
+                f"evidence logs' incremental reads as made ({logs})"
+            )
+            runs.syncs.append(second.sync)
+            runs.check(second, after.chosen_records, "second incremental sync")
+
+    evidence_share = len(with_evidence) / account.people
+    runs.bound = (1 / SYNCS_PER_SWEEP + evidence_share + INCREMENTAL_SLACK) * full.sync.requests
+    runs.bound_note = (
+        f"(1/{SYNCS_PER_SWEEP} + {len(with_evidence)}/{account.people:,} with evidence + {INCREMENTAL_SLACK:.0%}) "
+        f"x {full.sync.requests} full-read requests"
+    )
+    # The arc is a fixed 1/N of a hash circle, so the share of people in it varies around 1/N by about
+    # sqrt(N - 1) / N / sqrt(people): 0.6% at 3,000 people, 0.2% at 30,000. The bound's 2% pays for it too.
+    runs.sweep_note = (
+        f"the sweep's arc held {after.in_arc:,} of {account.people:,} people = {after.in_arc / account.people:.2%} "
+        f"(1/{SYNCS_PER_SWEEP} = {1 / SYNCS_PER_SWEEP:.2%})"
+    )
+    if second.people != after.chosen_with_items:
+        runs.problems.append(
+            f"{runs.label}: the second incremental sync emitted the items of {len(second.people)} people, expected "
+            f"{len(after.chosen_with_items)}: every person with evidence and in the sweep's share who has items"
+        )
+    if second.sync.requests > runs.bound:
+        runs.problems.append(
+            f"{runs.label}: second incremental sync {second.sync.requests} requests > bound {runs.bound:.0f}"
+        )
+    if second.sync.state_bytes > MAX_STATE_BYTES:
+        runs.problems.append(f"{runs.label}: state {second.sync.state_bytes} bytes > {MAX_STATE_BYTES}")
+    return runs
+
+
 def rate_limited_run(account: Account, latency_ms: float, extra: Dict[str, Any]) -> Run:
     run = Run(account, latency_ms)
     sandbox_args = [*account.sandbox_args(), "--latency-ms", str(latency_ms), "--rps", str(RATE_LIMIT)]
     with SandboxProcess(sandbox_args) as sandbox, tempfile.TemporaryDirectory() as tmp:
         config = {"api_key": sandbox.api_key, "base_url": sandbox.base_url, **extra}
-        streams = discover(config, Path(tmp))
+        # transcripts costs a request per person: 30,000 more requests here; the transcript rows measure it alone
+        streams = [name for name in discover(config, Path(tmp)) if name != "transcripts"]
         # In a child process: holding 20,000 expected records here would show up in the connector's peak RSS,
         # since Linux reports a child's peak as at least the parent's resident size when it was forked.
         with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as helper:
@@ -201,6 +453,34 @@ def rate_limited_run(account: Account, latency_ms: float, extra: Dict[str, Any])
     if run.too_many:
         run.problems.append(f"{run.label}: {run.too_many} answers 429")
     return run
+
+
+def print_transcript_summary(runs: TranscriptRuns) -> None:
+    print(
+        f"\n## Transcripts ({runs.label}; targets: full read <= {MAX_REQUESTS_RATIO} x floor, no 429; the second "
+        f"incremental sync <= {runs.bound_note} = {runs.bound:.0f} requests; state <= {MAX_STATE_BYTES:,} bytes)"
+    )
+    print(
+        "| sync | records | requests / floor | transcript requests | wall s / (floor s + start-up s) | 429s "
+        "| max in 1 s | records/s | peak RSS MB | state bytes |"
+    )
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    for sync in runs.syncs:
+        wall_floor = runs.wall_floor_s(sync)
+        print(
+            f"| {sync.name} | {sync.records:,} | {sync.requests:,} / {sync.floor:,} = {sync.requests / sync.floor:.3f} "
+            f"| {sync.transcript_requests:,} | {sync.wall_s:.1f} / ({wall_floor - runs.startup_s:.1f} + "
+            f"{runs.startup_s:.1f}) = {sync.wall_s / wall_floor:.3f} | {sync.too_many} | {sync.max_in_window} "
+            f"| {sync.records / sync.wall_s:.0f} | {sync.peak_rss_mb:.0f} | {sync.state_bytes or '-'} |"
+        )
+    for sync in runs.syncs:
+        print(f"floor of the {sync.name}: {sync.floor_note}")
+    full, second = runs.syncs[0], runs.syncs[-1]
+    print(
+        f"Second incremental sync: {second.requests:,} requests = {second.requests / full.requests:.3f} of the full "
+        f"read's {full.requests:,} (bound {runs.bound:.0f} = {runs.bound / full.requests:.3f}); wall "
+        f"{second.wall_s:.1f} s against the full read's {full.wall_s:.1f} s; {runs.sweep_note}"
+    )
 
 
 def cpu_run(people: int, extra: Dict[str, Any]) -> Tuple[float, float, int]:

@@ -13,7 +13,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
 
 from integration_tests.sandbox.data import CHILD_STREAMS
 
@@ -27,9 +27,13 @@ PARENT_SINGULAR = {
     "quiz_attempts": "quiz_attempt",
 }
 LIST_STREAM = {"webhooks": "quiz_attempts"}  # endpoints read by a stream of another name
+PATH_STREAM = {"/v2/transcripts/{id}": "transcripts", "/v2/properties/courses": "course_properties"}
+# child stream -> (parent stream, parent id field in its records): the sandbox's, and transcripts, per person
+CHILDREN: Dict[str, Tuple[str, str]] = {**CHILD_STREAMS, "transcripts": ("people", "person_id")}
 # Lists served in smaller pages than PAGE_SIZE. The quiz_attempts floor counts distinct attempts, so it is
 # a lower bound: the log also holds one message per subscribed URL and other types.
 LIST_PAGE_SIZE = {"quiz_attempts": 50}
+CONNECTOR_LOG_PREFIX = "Stream "  # how the connector's own log messages about a stream begin
 
 
 class SandboxProcess:
@@ -67,6 +71,8 @@ class SandboxProcess:
 
 def stream_of_path(template: str) -> str:
     """/v2/courses/{id}/enrollments -> course_enrollments; /v2/learning-paths -> learning_paths."""
+    if template in PATH_STREAM:
+        return PATH_STREAM[template]
     parts = template.strip("/").split("/")[1:]
     if len(parts) == 1:
         return LIST_STREAM.get(parts[0], parts[0].replace("-", "_"))
@@ -83,6 +89,13 @@ class SyncResult:
     stream_seconds: Dict[str, float] = field(default_factory=dict)
     errors: List[str] = field(default_factory=list)
     states: List[Any] = field(default_factory=list)
+    logs: List[str] = field(default_factory=list)  # the connector's INFO and WARN messages, not the CDK's
+
+    def stream_state(self, name: str) -> Optional[Dict[str, Any]]:
+        """The last state the sync emitted for the stream."""
+        per_stream = [s["stream"] for s in self.states if s.get("type") == "STREAM"]
+        found = [s["stream_state"] for s in per_stream if s["stream_descriptor"]["name"] == name]
+        return found[-1] if found else None
 
 
 def run_sync(
@@ -91,16 +104,20 @@ def run_sync(
     workdir: Path,
     output_dir: Optional[Path] = None,
     state: Optional[Any] = None,
+    incremental: Sequence[str] = (),
 ) -> SyncResult:
-    """Run `source-northpass-lms read` and stream its output: records are counted (and written out), not held."""
+    """Run `source-northpass-lms read` and stream its output: records are counted (and written out), not held.
+
+    The streams named in `incremental` are read in incremental mode (from `state`), the others in full refresh.
+    """
     workdir.mkdir(parents=True, exist_ok=True)
     (workdir / "config.json").write_text(json.dumps(config))
     catalog = {
         "streams": [
             {
-                "stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh"]},
-                "sync_mode": "full_refresh",
-                "destination_sync_mode": "overwrite",
+                "stream": {"name": s, "json_schema": {}, "supported_sync_modes": ["full_refresh", "incremental"]},
+                "sync_mode": "incremental" if s in incremental else "full_refresh",
+                "destination_sync_mode": "append_dedup" if s in incremental else "overwrite",
             }
             for s in streams
         ]
@@ -136,6 +153,8 @@ def run_sync(
                     files[name].write(json.dumps(message["record"]["data"]) + "\n")
             elif kind == "STATE":
                 result.states.append(message["state"])
+            elif kind == "LOG" and message["log"]["message"].startswith(CONNECTOR_LOG_PREFIX):
+                result.logs.append(message["log"]["message"])
             elif kind == "TRACE":
                 trace = message["trace"]
                 if trace["type"] == "ERROR":
@@ -185,8 +204,8 @@ def with_parents(streams: Sequence[str]) -> List[str]:
     """The streams plus the parent lists their children need, each once."""
     needed = list(streams)
     for name in streams:
-        if name in CHILD_STREAMS and CHILD_STREAMS[name][0] not in needed:
-            needed.append(CHILD_STREAMS[name][0])
+        if name in CHILDREN and CHILDREN[name][0] not in needed:
+            needed.append(CHILDREN[name][0])
     return needed
 
 
@@ -197,8 +216,8 @@ def request_floor(streams: Sequence[str], expected: Mapping[str, Sequence[Mappin
     """
     floors: Dict[str, int] = {}
     for name in with_parents(streams):
-        if name in CHILD_STREAMS:
-            parent, parent_key = CHILD_STREAMS[name]
+        if name in CHILDREN:
+            parent, parent_key = CHILDREN[name]
             per_parent = Counter(record[parent_key] for record in expected[name])
             floors[name] = sum(_pages(per_parent[p["id"]]) for p in expected[parent])
         else:
