@@ -111,7 +111,10 @@ def main() -> int:
 
 
 def _wrap(text: str) -> str:
-    return "\n".join(textwrap.fill(paragraph, width=116) for paragraph in text.split("\n"))
+    return "\n".join(
+        textwrap.fill(paragraph, width=116, break_on_hyphens=False, break_long_words=False)
+        for paragraph in text.split("\n")
+    )
 
 
 def _report(result: SyncResult) -> bool:
