@@ -13,7 +13,7 @@ import urllib.request
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence, Tuple
+from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 from integration_tests.sandbox.data import CHILD_STREAMS
 
@@ -28,8 +28,6 @@ PARENT_SINGULAR = {
 }
 LIST_STREAM = {"webhooks": "quiz_attempts"}  # endpoints read by a stream of another name
 PATH_STREAM = {"/v2/transcripts/{id}": "transcripts", "/v2/properties/courses": "course_properties"}
-# child stream -> (parent stream, parent id field in its records): the sandbox's, and transcripts, per person
-CHILDREN: Dict[str, Tuple[str, str]] = {**CHILD_STREAMS, "transcripts": ("people", "person_id")}
 # Lists served in smaller pages than PAGE_SIZE. The quiz_attempts floor counts distinct attempts, so it is
 # a lower bound: the log also holds one message per subscribed URL and other types.
 LIST_PAGE_SIZE = {"quiz_attempts": 50}
@@ -204,8 +202,8 @@ def with_parents(streams: Sequence[str]) -> List[str]:
     """The streams plus the parent lists their children need, each once."""
     needed = list(streams)
     for name in streams:
-        if name in CHILDREN and CHILDREN[name][0] not in needed:
-            needed.append(CHILDREN[name][0])
+        if name in CHILD_STREAMS and CHILD_STREAMS[name][0] not in needed:
+            needed.append(CHILD_STREAMS[name][0])
     return needed
 
 
@@ -216,8 +214,8 @@ def request_floor(streams: Sequence[str], expected: Mapping[str, Sequence[Mappin
     """
     floors: Dict[str, int] = {}
     for name in with_parents(streams):
-        if name in CHILDREN:
-            parent, parent_key = CHILDREN[name]
+        if name in CHILD_STREAMS:
+            parent, parent_key = CHILD_STREAMS[name]
             per_parent = Counter(record[parent_key] for record in expected[name])
             floors[name] = sum(_pages(per_parent[p["id"]]) for p in expected[parent])
         else:
