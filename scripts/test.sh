@@ -21,4 +21,6 @@ if [ "$RUN_IMAGE" != 0 ]; then
   export IMAGE_TEST_BASE
 fi
 # PyAirbyte end to end installs PyAirbyte into .venv-pyairbyte/ on first use (~800 MB); RUN_PYAIRBYTE=0 skips it.
-RUN_PYAIRBYTE="${RUN_PYAIRBYTE:-1}" .venv/bin/python -m pytest "$@"
+# Airbyte's QA checks install airbyte-internal-ops into .venv-qa/ on first use (~860 MB, about 4 minutes);
+# RUN_AIRBYTE_QA=0 skips them, except in CI.
+RUN_PYAIRBYTE="${RUN_PYAIRBYTE:-1}" RUN_AIRBYTE_QA="${RUN_AIRBYTE_QA:-1}" .venv/bin/python -m pytest "$@"
