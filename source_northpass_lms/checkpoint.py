@@ -23,9 +23,8 @@ import json
 import logging
 import threading
 import time
-from collections import deque
 from queue import Queue
-from typing import Any, Callable, Deque, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Set
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Set
 
 from airbyte_cdk.models import AirbyteMessage, Level
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -201,7 +200,9 @@ class ParentCheckpoint(StreamCheckpoint):
         self._resume = None if self.stream_done or not checkpoint else _Frontier.parse(checkpoint, stream_name, logger)
         self._ids: List[Any] = []
         self._done: List[bool] = []
-        self._positions: Dict[Any, Deque[int]] = {}  # parent id -> listing positions not yet done
+        # Parent id -> its listing position, until done. The listing gives each id once (listing.py); an id given
+        # twice would keep only its later position, so the earlier stays not done: read again, never skipped.
+        self._positions: Dict[Any, int] = {}
         self._prefix = 0
         self._prefix_hash = hashlib.sha256()
         self._ahead: Set[int] = set()  # positions done beyond the prefix
@@ -265,16 +266,16 @@ class ParentCheckpoint(StreamCheckpoint):
             if skip:
                 self._mark_done(position)
             else:
-                self._positions.setdefault(parent_id, deque()).append(position)
+                self._positions[parent_id] = position
         if not skip:
             yield parent_id
 
     def close_partition(self, partition: Partition) -> None:
         parent_id = (partition.to_slice() or {}).get(self._parent_key)
         with self._lock:
-            positions = self._positions.get(parent_id)
-            if positions:
-                self._mark_done(positions.popleft())
+            position = self._positions.pop(parent_id, None)
+            if position is not None:
+                self._mark_done(position)
             due = self._clock() - self._last_emit >= self._interval
         # One checkpoint at a time, from whichever worker gets there; a worker that finds another
         # emitting moves on, and its parent is in the next checkpoint.

@@ -50,27 +50,29 @@ class ParentListing(Generic[Listed]):
         """(id, cursor value) of every listed parent, in listing order; the list is read on the first call."""
         with self._lock:
             if self._ids is None:
-                records = self._read()
-                self._records = records if self.emits_records else None
+                self._records = self._read(keep_records=self.emits_records)
             return self._ids  # type: ignore[return-value]  # set by _read
 
     def take(self) -> List[Mapping[str, Any]]:
         """The parent stream's records from the read shared with its children; handed over once."""
         with self._lock:
             if self._ids is None:
-                return self._read()
+                return self._read(keep_records=True) or []
             kept, self._records = self._records, None
         # Read a second time (the records were already handed over): fetch again rather than emit nothing.
         return kept if kept is not None else list(self.stream.read_list(self.since))
 
-    def _read(self) -> List[Mapping[str, Any]]:
-        """The list (from `since`, else whole); its ids are kept for the children. Under the lock."""
-        records = list(self.stream.read_list(self.since))
+    def _read(self, keep_records: bool) -> Optional[List[Mapping[str, Any]]]:
+        """The list (from `since`, else whole): its ids are kept for the children, its records only when asked
+        (30,000 people are about 100 MB as records, 6 MB as ids). Under the lock."""
+        records: Optional[List[Mapping[str, Any]]] = [] if keep_records else None
         cursor = str(self.stream.cursor_field) if self.stream.cursor_field else None
         # A parent listed twice (a list that shifted between two of its pages) is read once by each child.
         seen: Set[Any] = set()
         self._ids = []
-        for record in records:
+        for record in self.stream.read_list(self.since):
+            if records is not None:
+                records.append(record)
             if record["id"] not in seen:
                 seen.add(record["id"])
                 self._ids.append((record["id"], record.get(cursor) if cursor else None))
