@@ -296,11 +296,15 @@ class ParentCheckpoint(StreamCheckpoint):
 
     @property
     def state(self) -> MutableMapping[str, Any]:
-        if self.stream_done or (self._listing_complete and self._prefix == len(self._ids)):
+        if self.stream_done or self.every_parent_done():
             return {SYNC_ID: self._sync_id, COMPLETE: True}
         if not self._listing_started and self._incoming is not None:
             return dict(self._incoming)  # the parent list failed before this attempt learnt anything new
         return {SYNC_ID: self._sync_id, PARENTS: self._frontier()}
+
+    def every_parent_done(self) -> bool:
+        """Whether this attempt has listed its parents to the end and read every one of them whole."""
+        return self._listing_complete and self._prefix == len(self._ids)
 
     def _mark_done(self, position: int) -> None:
         self._done[position] = True

@@ -448,8 +448,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     ) -> MutableMapping[str, Any]:
         record = super().to_record(resource, stream_slice)
         record[self.parent_key] = (stream_slice or {})[self.parent_key]
-        if self.cursor_field and str(self.cursor_field) in (stream_slice or {}):
-            record[str(self.cursor_field)] = (stream_slice or {})[str(self.cursor_field)]
+        if self.cursor_field and self.cursor_from_parent:
+            record[str(self.cursor_field)] = (stream_slice or {}).get(str(self.cursor_field))
         return record
 
     def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:

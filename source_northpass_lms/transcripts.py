@@ -173,8 +173,7 @@ class TranscriptCursor(ParentCheckpoint):
         return state
 
     def _read_whole(self) -> bool:
-        with_everyone = self._listing_complete and self._prefix == len(self._ids)
-        return with_everyone and not self._skipped()
+        return self.every_parent_done() and not self._skipped()
 
 
 def _timestamp(
