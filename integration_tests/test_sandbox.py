@@ -13,6 +13,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
 from email.utils import parsedate_to_datetime
@@ -516,19 +517,10 @@ def test_stats_and_admin_endpoints(small: SandboxServer) -> None:
 
 
 # -------------------------------------------------------------------- cli
-def test_cli_serve_prints_json_line_and_serves() -> None:
-    cmd = [
-        sys.executable,
-        "-m",
-        "integration_tests.sandbox",
-        "serve",
-        "--people",
-        "30",
-        "--courses",
-        "3",
-        "--rps",
-        "0",
-    ]
+@contextmanager
+def _sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
+    """`python -m integration_tests.sandbox serve ARGS`: the process and the JSON line it prints first; ended after."""
+    cmd = [sys.executable, "-m", "integration_tests.sandbox", "serve", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -536,16 +528,20 @@ def test_cli_serve_prints_json_line_and_serves() -> None:
         sel = selectors.DefaultSelector()
         sel.register(proc.stdout, selectors.EVENT_READ)
         assert sel.select(timeout=10), "no output from sandbox CLI"
-        info = json.loads(proc.stdout.readline())
+        yield proc, json.loads(proc.stdout.readline())
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
+
+
+def test_cli_serve_prints_json_line_and_serves() -> None:
+    with _sandbox_cli("--people", "30", "--courses", "3", "--rps", "0") as (proc, info):
         assert info["api_key"] == KEY
         assert info["base_url"].startswith("http://127.0.0.1:")
         r = request(info["base_url"], "/v2/people", key=info["api_key"])
         assert r.status == 200 and len(r.json()["data"]) == 10
-    finally:
-        proc.terminate()
-        code = proc.wait(timeout=10)
-    assert code == 0
-    assert proc.stdout.read() == b""
+    assert proc.returncode == 0
+    assert proc.stdout is not None and proc.stdout.read() == b""
 
 
 def test_cli_dump() -> None:
@@ -1034,20 +1030,9 @@ def test_changes_over_http_default_to_the_clock_and_are_served() -> None:
 
 
 def test_cli_serve_switches_for_transcripts_and_the_clock() -> None:
-    cmd = [sys.executable, "-m", "integration_tests.sandbox", "serve", "--people", "30", "--courses", "3"]
-    cmd += ["--rps", "0", "--transcripts-forbidden", "--properties-forbidden", "--clock", "2024-08-01T00:00:00Z"]
-    env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
-    proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
-    try:
-        assert proc.stdout is not None
-        sel = selectors.DefaultSelector()
-        sel.register(proc.stdout, selectors.EVENT_READ)
-        assert sel.select(timeout=10), "no output from sandbox CLI"
-        base_url = json.loads(proc.stdout.readline())["base_url"]
-        transcript = request(base_url, "/v2/transcripts/anyone")
-        properties = request(base_url, "/v2/properties/courses")
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    switches = ("--transcripts-forbidden", "--properties-forbidden", "--clock", "2024-08-01T00:00:00Z")
+    with _sandbox_cli("--people", "30", "--courses", "3", "--rps", "0", *switches) as (_, info):
+        transcript = request(info["base_url"], "/v2/transcripts/anyone")
+        properties = request(info["base_url"], "/v2/properties/courses")
     assert transcript.status == properties.status == 403
     assert parsedate_to_datetime(transcript.headers["date"]) - parse_ts("2024-08-01T00:00:00Z") < timedelta(seconds=5)
