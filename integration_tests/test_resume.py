@@ -23,6 +23,7 @@ import pytest
 
 from integration_tests.harness import request_floor
 from integration_tests.sandbox import FaultConfig, SandboxOptions, SandboxServer
+from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT
 
 from .conftest import CONNECTOR, catalog_for, keyed
 
@@ -303,7 +304,7 @@ def test_given_checkpoint_of_a_killed_attempt_when_next_run_has_no_sync_id_or_an
         assert again.returncode == 0, again.stderr[-3000:]
         keyed(again.records("course_enrollments"), ("course_id", "id"))  # each record once
         assert len(again.records("course_enrollments")) == len(expected["course_enrollments"])
-        assert len(again.requests) == floor
+        assert_at_the_floor(again, floor)
         logs = [m["log"]["message"] for m in again.messages if m["type"] == "LOG" and m["log"]["level"] == "INFO"]
         assert any("checkpoint of sync 5" in line and reason in line for line in logs), logs[-20:]
 
@@ -366,6 +367,16 @@ def test_given_a_stream_failing_past_the_retry_budget_when_next_attempt_resumes_
         assert set(keyed(third.records(stream), keys[stream])) == set(expected[stream]), stream
 
 
+def assert_at_the_floor(run: Attempt, floor: int) -> None:
+    """Every page of every list asked for once, plus at most a few pages read-ahead asks for past a long list's end.
+
+    Read-ahead opens when answers take 50 ms or more (paging.py), which a loaded machine makes of the sandbox's 15 ms:
+    those few pages depend on the machine, not on the sync_id or the checkpoint.
+    """
+    assert len(set(run.requests)) == len(run.requests), "a page asked for twice"
+    assert floor <= len(run.requests) <= floor + MAX_PAGES_IN_FLIGHT
+
+
 def test_given_sync_id_and_no_state_when_read_then_same_records_and_requests_as_without_one(
     many_courses: SandboxServer, tmp_path: Path
 ) -> None:
@@ -379,7 +390,7 @@ def test_given_sync_id_and_no_state_when_read_then_same_records_and_requests_as_
 
     for run in (plain, with_id):
         assert run.returncode == 0, run.stderr[-3000:]
-        assert len(run.requests) == floor
+        assert_at_the_floor(run, floor)
     for stream in STREAMS:
         key = ("id",) if stream == "courses" else (PARENT_STREAMS[stream], "id")
         assert keyed(with_id.records(stream), key) == keyed(plain.records(stream), key) == keyed(expected[stream], key)
