@@ -176,7 +176,8 @@ class ParentCheckpoint(StreamCheckpoint):
 
     A parent is done when its partition closes: the CDK calls close_partition after the partition's last
     record is on the queue, and the checkpoint goes on the queue behind it (OrderedMessageRepository).
-    A parent interrupted half-way is not done, and is read again from its first page.
+    A parent interrupted half-way is not done, and is read again from its first page. Nor is a parent whose
+    partition closed after the stream was refused (`refused`): it was not asked at all.
     """
 
     def __init__(
@@ -191,9 +192,11 @@ class ParentCheckpoint(StreamCheckpoint):
         parent_key: str,
         clock: Callable[[], float] = time.monotonic,
         interval: float = CHECKPOINT_INTERVAL_SECONDS,
+        refused: Callable[[], bool] = lambda: False,
     ) -> None:
         super().__init__(stream_name, stream_namespace, sync_id, checkpoint, message_repository, state_manager, logger)
         self._parent_key = parent_key
+        self._refused = refused
         self._clock = clock
         self._interval = interval
         self._incoming = dict(checkpoint) if checkpoint else None
@@ -271,6 +274,8 @@ class ParentCheckpoint(StreamCheckpoint):
             yield parent_id
 
     def close_partition(self, partition: Partition) -> None:
+        if self._refused():
+            return  # the stream failed on a 403: what closes now was skipped, not read
         parent_id = (partition.to_slice() or {}).get(self._parent_key)
         with self._lock:
             position = self._positions.pop(parent_id, None)

@@ -35,6 +35,26 @@ def failure(message: str, failure_type: FailureType = FailureType.system_error) 
     return AirbyteTracedException(message=message, internal_message=message, failure_type=failure_type)
 
 
+class Refused(AirbyteTracedException):
+    """A 403: the key may not read what a stream needs. A config_error the user acts on: another key, or fewer streams.
+
+    Raised for the stream's own list (one refused page fails the stream: it can never be read whole with this
+    key) and for any one parent of a child stream (the same). Kept apart from other failures so that a read
+    made only as evidence can fall back to reading everything instead of failing (transcripts.py).
+    """
+
+    def __init__(self, stream: str, endpoint: str, what: str, deselect: str) -> None:
+        message = (
+            f"Stream {stream}: the Northpass API refused {what} {endpoint} (HTTP 403): the API key's user lacks the "
+            "permission, or the account's plan does not include it. Use the API key of a user who may read it (an "
+            f"admin), or deselect {deselect} in the connection; the other streams are read. The stream is not "
+            "marked complete, so an Overwrite table keeps what the last successful sync wrote."
+        )
+        super().__init__(message=message, internal_message=message, failure_type=FailureType.config_error)
+        self.stream = stream
+        self.endpoint = endpoint
+
+
 def _retry(message: str) -> ErrorResolution:
     return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
 

@@ -6,7 +6,11 @@ import threading
 from datetime import datetime
 from typing import Any, Generic, Iterable, List, Mapping, Optional, Protocol, Set, Tuple, TypeVar
 
+from airbyte_cdk.models import FailureType
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
+
 from .cursor import parse_timestamp
+from .errors import failure
 
 ListedId = Tuple[Any, Any]  # (parent id, the parent's cursor value or None)
 ChosenParent = Tuple[Any, Mapping[str, Any]]  # (parent id, what its slice carries beside the id)
@@ -34,6 +38,10 @@ class ParentListing(Generic[Listed]):
     held for the sync: the cursor value lets an incremental child pick its parents. The records themselves (a
     course's description can be 60 KB) are kept only when the parent stream is selected too (`emits_records`),
     and only until it has emitted them.
+
+    A read that fails is never handed on in part: every later call, by the parent stream or by any child, in
+    whatever order their threads come, raises the same failure (`ParentListFailed` for a child), so no reader
+    can end COMPLETE on a truncated list. A retried attempt of the sync reads the list again.
     """
 
     def __init__(self, stream: Listed) -> None:
@@ -44,14 +52,20 @@ class ParentListing(Generic[Listed]):
         self.since: Optional[datetime] = None
         self._records: Optional[List[Mapping[str, Any]]] = None
         self._ids: Optional[List[ListedId]] = None
+        self._failure: Optional[AirbyteTracedException] = None  # why the one read of this sync failed
         self._lock = threading.Lock()
 
-    def ids(self) -> List[ListedId]:
-        """(id, cursor value) of every listed parent, in listing order; the list is read on the first call."""
-        with self._lock:
-            if self._ids is None:
-                self._records = self._read(keep_records=self.emits_records)
-            return self._ids  # type: ignore[return-value]  # set by _read
+    def ids(self, reader: str) -> List[ListedId]:
+        """(id, cursor value) of every listed parent, in listing order; the list is read on the first call.
+        Raises `ParentListFailed`, naming the child stream `reader`, when the read did not reach its end."""
+        try:
+            with self._lock:
+                if self._ids is None:
+                    self._records = self._read(keep_records=self.emits_records)
+                assert self._ids is not None  # set by a _read that returned
+                return self._ids
+        except AirbyteTracedException as exc:
+            raise ParentListFailed(reader, self.stream.name, exc) from exc
 
     def take(self) -> List[Mapping[str, Any]]:
         """The parent stream's records from the read shared with its children; handed over once."""
@@ -64,19 +78,50 @@ class ParentListing(Generic[Listed]):
 
     def _read(self, keep_records: bool) -> Optional[List[Mapping[str, Any]]]:
         """The list (from `since`, else whole): its ids are kept for the children, its records only when asked
-        (30,000 people are about 100 MB as records, 6 MB as ids). Under the lock."""
+        (30,000 people are about 100 MB as records, 6 MB as ids). Under the lock.
+
+        The ids are published only once the read has reached the list's end; a failure is kept, and raised
+        again to every later caller, as the same message and failure type."""
+        if self._failure is not None:
+            raise failure(self._failure.message or str(self._failure), _failure_type(self._failure))
         records: Optional[List[Mapping[str, Any]]] = [] if keep_records else None
         cursor = str(self.stream.cursor_field) if self.stream.cursor_field else None
         # A parent listed twice (a list that shifted between two of its pages) is read once by each child.
         seen: Set[Any] = set()
-        self._ids = []
-        for record in self.stream.read_list(self.since):
-            if records is not None:
-                records.append(record)
-            if record["id"] not in seen:
-                seen.add(record["id"])
-                self._ids.append((record["id"], record.get(cursor) if cursor else None))
+        ids: List[ListedId] = []
+        try:
+            for record in self.stream.read_list(self.since):
+                if records is not None:
+                    records.append(record)
+                if record["id"] not in seen:
+                    seen.add(record["id"])
+                    ids.append((record["id"], record.get(cursor) if cursor else None))
+        except AirbyteTracedException as exc:
+            self._failure = exc
+            raise
+        except Exception as exc:  # anything else stops the read as surely: never hand on what was read so far
+            self._failure = failure(
+                f"Stream {self.stream.name}: reading its list failed: {type(exc).__name__}: {exc}",
+                FailureType.system_error,
+            )
+            raise self._failure from exc
+        self._ids = ids
         return records
+
+
+class ParentListFailed(AirbyteTracedException):
+    """A child stream's parents could not be listed whole: the child is not read at all in this attempt."""
+
+    def __init__(self, reader: str, parent: str, cause: AirbyteTracedException) -> None:
+        message = (
+            f"Stream {reader}: not read, because the list of its parents ({parent}) could not be read whole: "
+            f"{cause.message or cause}"
+        )
+        super().__init__(message=message, internal_message=message, failure_type=_failure_type(cause))
+
+
+def _failure_type(exc: AirbyteTracedException) -> FailureType:
+    return exc.failure_type or FailureType.system_error
 
 
 class ParentChoice(Protocol):

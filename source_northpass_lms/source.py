@@ -188,12 +188,12 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             Events(*deps),
             quiz_attempts,
             QuizAttemptAnswers(listings["quiz_attempts"], *deps),
-            Transcripts(listings["people"], *deps),
+            transcripts := Transcripts(listings["people"], *deps),
             CourseProperties(*deps),
         ]
         # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
         # streams have their own cursors.
-        self._people_named_since = people_named_since(Events(*deps), QuizAttempts(*deps))
+        self._people_named_since = people_named_since(transcripts.name, Events(*deps), QuizAttempts(*deps))
         clock = SyncClock()
         configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
         state_manager = ConnectorStateManager(state=self._state)
@@ -258,7 +258,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             return FinalStateCursor(stream.name, stream.namespace, self.message_repository)
         args = (stream.name, stream.namespace, sync_id, checkpoint, self._ordered_repository, state_manager, logger)
         if isinstance(stream, NorthpassSubStream):
-            stream.checkpoint = ParentCheckpoint(*args, parent_key=stream.parent_key)
+            stream.checkpoint = ParentCheckpoint(*args, parent_key=stream.parent_key, refused=lambda: stream.forbidden)
         else:
             stream.checkpoint = StreamCheckpoint(*args)
         self._checkpoints.append(stream.checkpoint)

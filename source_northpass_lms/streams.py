@@ -24,6 +24,7 @@ from .cursor import CREATED_AT, UPDATED_AT, SyncClock, format_timestamp, records
 from .errors import (
     NorthpassBackoff,
     NorthpassErrorHandler,
+    Refused,
     describe_last_answer,
     failure,
     is_jsonapi_error,
@@ -48,8 +49,9 @@ class NorthpassStream(HttpStream, ABC):
     """A Northpass v2 list endpoint, read page by page through its `links.next` cursor.
 
     Every page is requested with `limit=page_size`; the API's `next` links drop `limit`, so it is put back.
-    A 404 on a list is an empty collection and a 403 a plan-gated endpoint: both end the list with a
-    message. A page that is not a JSON:API list fails the stream: it is never read as "no records".
+    A 404 on a list is an empty collection: it ends the list. A 403 fails the stream with a config_error
+    (`errors.Refused`): a list the key may not read is never delivered as empty. A page that is not a JSON:API
+    list fails the stream: it is never read as "no records".
     """
 
     primary_key: Optional[str | List[str]] = "id"
@@ -76,8 +78,9 @@ class NorthpassStream(HttpStream, ABC):
         self.progress: Optional[SyncProgress] = None
         # Set by the source: every answer's Date header tells it when the sync started by the API's clock.
         self.clock: Optional[SyncClock] = None
-        # A child stream the plan does not include answers 403 for every parent: the user is told once.
-        self._forbidden_reported = threading.Event()
+        # Set by the first 403 of this stream in this sync, which fails it: nothing more of it is requested.
+        self._refused = threading.Event()
+        self._refused_lock = threading.Lock()
         # The CDK's session would take the limiter's call before the connection is open; PacedAdapter takes it on
         # the open connection, just before the request is written. Every page in flight keeps its connection.
         super().__init__(authenticator=authenticator)
@@ -87,8 +90,8 @@ class NorthpassStream(HttpStream, ABC):
 
     @property
     def forbidden(self) -> bool:
-        """Whether the API answered 403 to this stream in this sync (said once, as a warning)."""
-        return self._forbidden_reported.is_set()
+        """Whether the API answered 403 to this stream in this sync: it failed, once, with `errors.Refused`."""
+        return self._refused.is_set()
 
     @property
     def url_base(self) -> str:
@@ -315,12 +318,17 @@ class NorthpassStream(HttpStream, ABC):
                 ),
                 FailureType.config_error,
             )
-        if response.status_code == 403 and not self._forbidden_reported.is_set():
-            self._forbidden_reported.set()
-            self.logger.warning(
-                f"Stream {self.name}: skipped {_endpoint(response.url)}: the API answered 403 Forbidden. The account's "
-                "Northpass plan or the API key's user permissions do not include this endpoint; other streams are unaffected."
-            )
+        if response.status_code == 403:
+            with self._refused_lock:
+                first = not self._refused.is_set()
+                self._refused.set()
+            if first or not isinstance(self, NorthpassSubStream):
+                raise self._refusal(_endpoint(response.url), stream_slice)
+            # Another parent's 403 answered while the first was failing the stream: the stream has failed once.
+
+    def _refusal(self, endpoint: str, stream_slice: Optional[Mapping[str, Any]]) -> Refused:
+        readers = f"the {self.name} stream" + (" and the streams read from its list" if self.listing else "")
+        return Refused(self.name, endpoint, "its list", readers)
 
 
 class EmptyCollections:
@@ -367,9 +375,6 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     parent: NorthpassStream
     # An incremental child's records carry their parent's cursor value as their own (its slices carry it).
     cursor_from_parent = True
-    # The collection is forbidden for every parent or none (a plan-gated endpoint, not a per-parent permission):
-    # after the first 403 the remaining parents are not asked.
-    forbidden_for_all_parents = False
     checkpoint: Optional[ParentCheckpoint]  # type: ignore[assignment]  # a child's checkpoint tracks its parents
     critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
@@ -410,13 +415,16 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         self.slices_total = None
         parent_slices = list(self.parent_slices())  # one small mapping per parent, counted for the 404 summary
         self._empty_collections.start(len(parent_slices))
-        yield from parent_slices
+        for parent_slice in parent_slices:
+            if self.forbidden:
+                return  # refused for one parent: the stream has failed, its other parents are not asked
+            yield parent_slice
         self.slices_total = len(parent_slices)
 
     def parent_slices(self) -> Iterator[Mapping[str, Any]]:
         """The parents of the listing this sync reads (`parents`), less those an earlier attempt of the same
         sync read whole (`checkpoint`), in listing order."""
-        chosen: Iterable[ChosenParent] = self.parents.choose(self.parent_listing.ids())
+        chosen: Iterable[ChosenParent] = self.parents.choose(self.parent_listing.ids(self.name))
         if self.checkpoint:
             carried = dict(chosen)
             chosen = [(parent_id, carried[parent_id]) for parent_id in self.checkpoint.parents_to_read(carried)]
@@ -430,8 +438,11 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        if not (self.forbidden_for_all_parents and self.forbidden):
-            yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        if self.forbidden:
+            # Refused for another parent: the stream has failed. No request, and its checkpoint does not count
+            # this parent as read (ParentCheckpoint's `refused`), so a retried attempt asks for it again.
+            return
+        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
         summary = self._empty_collections.parent_read()
         if summary:
             empty, parents = summary
@@ -451,6 +462,12 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         if self.cursor_field and self.cursor_from_parent:
             record[str(self.cursor_field)] = (stream_slice or {}).get(str(self.cursor_field))
         return record
+
+    def _refusal(self, endpoint: str, stream_slice: Optional[Mapping[str, Any]]) -> Refused:
+        parent_id = (stream_slice or {}).get(self.parent_key)
+        return Refused(
+            self.name, endpoint, f"the collection of {self.parent_key} {parent_id},", f"the {self.name} stream"
+        )
 
     def _log_empty_answer(self, response: requests.Response, stream_slice: Optional[Mapping[str, Any]]) -> None:
         super()._log_empty_answer(response, stream_slice)
@@ -625,7 +642,6 @@ class Transcripts(NorthpassSubStream):
     parent_key = "person_id"
     cursor_field = "read_at"
     cursor_from_parent = False  # the cursor is the sync's start, not the person's
-    forbidden_for_all_parents = True
 
     def to_record(
         self, resource: Mapping[str, Any], stream_slice: Optional[Mapping[str, Any]]

@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Set
 
+from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
+from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .checkpoint import CHECKPOINT_INTERVAL_SECONDS, ParentCheckpoint, checkpoint_for
 from .cursor import SyncClock, format_timestamp, parse_timestamp
+from .errors import Refused, failure
 from .listing import ChosenParent, ListedId, ListedStream
 
 EVIDENCE_SINCE = "evidence_since"
@@ -65,14 +68,17 @@ class Sweep:
 class PeopleWithEvidence:
     """Incremental transcripts' choice of people: the rule of this module's docstring, in listing order.
 
-    `named_since(since)` reads the activity logs from `since` and returns the ids of the people they name.
+    `named_since(since)` reads the activity logs from `since` and returns the ids of the people they name, or
+    None when the API refuses one of them (403): without that evidence no person can be left out, so every
+    transcript is read, as on a first sync, and the user is told once. Any other failure of an evidence read
+    fails the stream (nothing is chosen from evidence read in part), and its state stays where it was.
     """
 
     def __init__(
         self,
         since: Optional[datetime],
         sweep: Sweep,
-        named_since: Callable[[datetime], Set[Any]],
+        named_since: Callable[[datetime], Optional[Set[Any]]],
         logger: logging.Logger,
         stream_name: str,
     ) -> None:
@@ -90,6 +96,13 @@ class PeopleWithEvidence:
             return [(person_id, {}) for person_id, _ in listing]
         since = self.since
         named = self._named_since(since)
+        if named is None:
+            self._logger.warning(
+                f"Stream {self._stream_name}: the API key may not read the learning events or the quiz log (HTTP "
+                f"403), the evidence of who changed since {format_timestamp(since)}, so all {len(listing)} "
+                "transcripts are read, as on a first sync. Use the API key of an admin to read only the changed ones."
+            )
+            return [(person_id, {}) for person_id, _ in listing]
         chosen: List[ChosenParent] = []
         updated = active = swept = 0
         for person_id, updated_at in listing:
@@ -145,6 +158,7 @@ class TranscriptCursor(ParentCheckpoint):
             parent_key=parent_key,
             # Without a sync_id no attempt can resume another: only the state at the end is worth emitting.
             interval=CHECKPOINT_INTERVAL_SECONDS if sync_id is not None else math.inf,
+            refused=skipped,
         )
         self._resumable = sync_id is not None
         self._sync_clock = clock
@@ -190,14 +204,25 @@ def _timestamp(
     return value
 
 
-def people_named_since(*logs: ListedStream) -> Callable[[datetime], Set[Any]]:
+def people_named_since(stream_name: str, *logs: ListedStream) -> Callable[[datetime], Optional[Set[Any]]]:
     """Evidence from the activity logs: the `person_id` of every record each log has from `since` on, read at the
-    log's incremental cost whether or not the log's own stream is selected."""
+    log's incremental cost whether or not the log's own stream is selected. None when a log is refused (403).
+    A log that cannot be read to its end fails `stream_name` with a message naming it as evidence."""
 
-    def named(since: datetime) -> Set[Any]:
+    def named(since: datetime) -> Optional[Set[Any]]:
         people: Set[Any] = set()
         for log in logs:
-            people.update(record.get("person_id") for record in log.read_list(since))
+            try:
+                people.update(record.get("person_id") for record in log.read_list(since))
+            except Refused:
+                return None
+            except AirbyteTracedException as exc:
+                message = (
+                    f"Stream {stream_name}: could not read its evidence, the {log.name} log since "
+                    f"{format_timestamp(since)}, so no transcript was chosen and its state is kept: "
+                    f"{exc.message or exc}"
+                )
+                raise failure(message, exc.failure_type or FailureType.system_error) from exc
         people.discard(None)
         return people
 

@@ -22,7 +22,6 @@ from source_northpass_lms.errors import KEY_REJECTED, MAX_BACKOFF_SECONDS, North
 from .conftest import (
     API,
     API_KEY,
-    FORBIDDEN,
     NOT_FOUND,
     UNAUTHORIZED,
     course,
@@ -296,34 +295,6 @@ def test_given_every_course_has_enrollments_when_read_then_no_empty_collection_s
 
     assert len(records_of(output, "course_enrollments")) == 2
     assert not [m for m in output.logs if "had no" in m.log.message]
-
-
-def test_given_child_collection_forbidden_for_every_parent_when_read_then_one_warning_for_the_stream(
-    http: requests_mock.Mocker,
-) -> None:
-    http.get(f"{API}/courses", json=jsonapi_page([course(index) for index in range(1, 5)]))
-    for index in range(1, 5):
-        http.get(f"{API}/courses/course-{index}/activities", status_code=403, json=FORBIDDEN)
-
-    output = run_read(make_config(), ["course_activities"])
-
-    assert records_of(output, "course_activities") == [] and not output.errors
-    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
-    assert len(warnings) == 1 and "course_activities" in warnings[0] and "403" in warnings[0], warnings
-
-
-def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_warning_and_others_complete(
-    http: requests_mock.Mocker,
-) -> None:
-    http.get(f"{API}/people", status_code=403, json=FORBIDDEN)
-    http.get(f"{API}/courses", json=jsonapi_page([course(1)]))
-
-    output = run_read(make_config(), ["people", "courses"])
-
-    assert records_of(output, "people") == [] and len(records_of(output, "courses")) == 1
-    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
-    assert any("people" in w and "403" in w and "plan" in w for w in warnings), warnings
-    assert not output.errors
 
 
 # --------------------------------------------------------------------------------- fail loudly

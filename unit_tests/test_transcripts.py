@@ -19,7 +19,7 @@ from source_northpass_lms import SourceNorthpassLms
 from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.transcripts import SWEEP_CIRCLE, Sweep, TranscriptCursor, sweep_point
 
-from .conftest import API, FORBIDDEN, NOT_FOUND, catalog, jsonapi_page, make_config, records_of, run_read, stream_error
+from .conftest import API, NOT_FOUND, catalog, jsonapi_page, make_config, records_of, run_read, stream_error
 from .test_activity import event, message
 from .test_checkpoint import Captured, ParentPartition, last_states, state_message
 
@@ -114,23 +114,6 @@ def test_given_transcript_not_a_list_when_read_then_stream_fails_never_read_as_n
     assert error.failure_type == FailureType.system_error
     assert "without a JSON:API list" in error.message
     assert records_of(output, "transcripts") == []
-
-
-def test_given_transcripts_forbidden_when_read_then_stream_skipped_with_one_warning_and_few_requests(
-    http: rm.Mocker,
-) -> None:
-    people_list(http, [person(i) for i in range(200)])
-    http.get(rm.ANY, status_code=403, json=FORBIDDEN)
-    people_list(http, [person(i) for i in range(200)])
-
-    output = run_read(make_config(num_workers=2), ["transcripts"])
-
-    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
-    assert len([w for w in warnings if "403" in w]) == 1
-    assert "transcripts" in warnings[0] and "plan" in warnings[0]
-    assert len(transcript_requests(http)) <= 10  # the first 403s in flight, not one per person
-    assert records_of(output, "transcripts") == []
-    assert output.get_stream_statuses("transcripts")[-1].name == "COMPLETE"
 
 
 def test_given_course_properties_when_read_then_one_record_per_course_with_properties_object(http: rm.Mocker) -> None:
