@@ -8,7 +8,11 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any, Dict, List, Mapping, Optional, Sequence, Set, Tuple
+
+import pytest
+from airbyte_cdk.sources.streams.http import rate_limiting
 
 HERE = Path(__file__).parent
 CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
@@ -99,3 +103,16 @@ def keyed(records: Sequence[Mapping[str, Any]], key: Tuple[str, ...]) -> Dict[Tu
         assert pk not in out, f"record {pk} delivered twice"
         out[pk] = {k: v for k, v in without_nulls(record).items() if k not in READ_TIME_COLUMNS}
     return out
+
+
+@pytest.fixture
+def short_waits(monkeypatch: pytest.MonkeyPatch) -> List[float]:
+    """The CDK's waits between retries shortened to a real 0.05 s nap; the waits it asked for are returned."""
+    asked: List[float] = []
+
+    def nap(seconds: float) -> None:
+        asked.append(seconds)
+        time.sleep(0.05)
+
+    monkeypatch.setattr(rate_limiting, "time", SimpleNamespace(sleep=nap))
+    return asked

@@ -11,12 +11,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
 import pytest
 from airbyte_cdk.models import SyncMode
-from airbyte_cdk.sources.streams.http import rate_limiting
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 
@@ -35,18 +33,6 @@ STREAMS = {"people": ("id",), "courses": ("id",), "course_enrollments": ("course
 def sb() -> Iterator[SandboxServer]:
     with SandboxServer(SandboxOptions(seed=7, people=300, courses=6, requests_per_second=None, api_key=KEY)) as server:
         yield server
-
-
-@pytest.fixture
-def short_waits(monkeypatch: pytest.MonkeyPatch) -> List[float]:
-    asked: List[float] = []
-
-    def nap(seconds: float) -> None:
-        asked.append(seconds)
-        time.sleep(0.05)
-
-    monkeypatch.setattr(rate_limiting, "time", SimpleNamespace(sleep=nap))
-    return asked
 
 
 def config(sb: SandboxServer, **overrides: Any) -> Dict[str, Any]:
@@ -240,18 +226,23 @@ def test_given_429_bursts_with_retry_after_when_cli_reads_then_each_retry_waits_
         assert retry["t"] - entry["t"] >= 1.0, (entry, retry)
 
 
-def test_given_plan_gated_endpoint_when_cli_reads_then_that_stream_skipped_with_warning_others_complete_exit_0(
+def test_given_plan_gated_endpoint_when_cli_reads_then_that_stream_fails_with_config_error_others_complete(
     sb: SandboxServer, tmp_path: Path
 ) -> None:
     with_faults(sb, FaultConfig(forbidden_paths=["/v2/people"]))
 
     run = run_cli("read", tmp_path, config(sb), catalog_for(*STREAMS))
 
-    assert run.returncode == 0 and not cli_errors(run)
+    assert run.returncode != 0
+    error = cli_errors(run)["people"]
+    assert (
+        error["failure_type"] == "config_error"
+        and "Stream people: the Northpass API refused its list" in error["message"]
+    )
+    assert run.streams_with_status("INCOMPLETE") == {"people"}
+    assert run.streams_with_status("COMPLETE") == {"courses", "course_enrollments"}
     assert "people" not in run.records
     assert_every_record_once(sb, run.records, ["courses", "course_enrollments"])
-    warnings = [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "WARN"]
-    assert any("Stream people: skipped" in w and "plan" in w for w in warnings), warnings
 
 
 def test_given_key_revoked_mid_sync_when_cli_reads_with_debug_then_config_error_to_replace_the_key_never_echoed(

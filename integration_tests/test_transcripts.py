@@ -70,7 +70,7 @@ def test_given_sandbox_when_full_read_then_transcripts_and_properties_exact_at_t
         assert stats["by_status"].get("429", 0) == 0
 
 
-def test_given_transcripts_forbidden_when_read_then_skipped_with_one_warning_and_properties_still_read(
+def test_given_transcripts_forbidden_when_read_then_config_error_few_requests_exit_nonzero_and_properties_read(
     tmp_path: Path,
 ) -> None:
     with SandboxServer(SandboxOptions(seed=3, people=400, requests_per_second=None, transcripts_forbidden=True)) as sb:
@@ -78,9 +78,13 @@ def test_given_transcripts_forbidden_when_read_then_skipped_with_one_warning_and
             "read", tmp_path, {**FAST, "base_url": sb.base_url}, catalog_for("transcripts", "course_properties")
         )
 
-        warnings = [m["log"]["message"] for m in run.of_type("LOG") if m["log"]["level"] == "WARN"]
-        assert run.returncode == 0
-        assert len(warnings) == 1 and "403" in warnings[0] and "transcripts" in warnings[0]
+        errors = [m["trace"]["error"] for m in run.of_type("TRACE") if m["trace"]["type"] == "ERROR"]
+        failed = [e for e in errors if (e.get("stream_descriptor") or {}).get("name") == "transcripts"]
+        assert run.returncode != 0  # the sync failed; Airbyte keeps what the other streams delivered
+        assert len(failed) == 1 and failed[0]["failure_type"] == "config_error"
+        assert "refused" in failed[0]["message"] and "deselect the transcripts stream" in failed[0]["message"]
+        assert run.streams_with_status("INCOMPLETE") == {"transcripts"}
+        assert run.streams_with_status("COMPLETE") == {"course_properties"}
         assert "transcripts" not in run.records
         assert _transcript_requests(sb) <= 2 * 8  # the first answers in flight, not one request per person
         assert len(run.records["course_properties"]) == len(sb.expected_records("course_properties"))

@@ -202,6 +202,9 @@ class FaultConfig:
     up when ``retry_after`` is set. ``revoke_key_after``: after that many
     accepted requests (counted since the config was set) the key gets 401.
     ``always_truncate_path`` is persistent and exempt from max_consecutive.
+    ``failing_paths``: answers that fail for as long as the config is set, outlasting any retry budget: each
+    entry is a path (``/v2/courses``: every page of that list; ``/v2/courses/<id>/enrollments``: one child
+    collection), or a path with ``?page=N`` (that one page of the list). They answer HTTP 500 with an HTML body.
     """
 
     seed: int | None = None
@@ -221,6 +224,7 @@ class FaultConfig:
     foreign_next_path: str | None = None
     revoke_key_after: int | None = None
     always_truncate_path: str | None = None
+    failing_paths: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         for name in ("error_rate", "reset_rate", "truncate_rate", "slow_rate"):
@@ -256,6 +260,15 @@ class FaultConfig:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def fails(self, path: str, page: int) -> bool:
+        """Whether ``failing_paths`` makes this request (path, page number) fail."""
+        for entry in self.failing_paths:
+            where, _, query = entry.partition("?")
+            wanted = dict(parse_qsl(query)).get("page")
+            if where == path and (wanted is None or int(wanted) == page):
+                return True
+        return False
 
     def any_transient(self) -> bool:
         return self.error_rate > 0 or self.reset_rate > 0 or self.truncate_rate > 0 or self.slow_rate > 0
@@ -663,6 +676,11 @@ class _Handler(BaseHTTPRequestHandler):
         if sb.options.latency_ms > 0:
             time.sleep(sb.options.latency_ms / 1000.0)
 
+        page_param = dict(parse_qsl(urlsplit(self.path).query)).get("page", "1")
+        if faults.config.fails(path, int(page_param) if page_param.isdigit() else 1):
+            html = b"<html><head><title>500 Internal Server Error</title></head><body>500</body></html>"
+            answer(500, html, "persistent_500", content_type="text/html; charset=utf-8")
+            return
         status, doc = sb._respond(method, path, route, parent_id, self.path, faults)
         body = dump_json(doc)
         decision = faults.decide(f"{method} {self.path}", status == 200)
