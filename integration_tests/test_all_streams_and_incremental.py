@@ -9,7 +9,7 @@ import jsonschema
 import pytest
 
 from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import PRIMARY_KEYS, UPDATED_AT_STREAMS
+from integration_tests.sandbox.data import PERSON_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS
 from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import catalog_for, keyed, run_cli
@@ -50,6 +50,18 @@ def test_given_sandbox_when_every_stream_read_then_each_record_exactly_once(tmp_
         )
         for record in run.records[stream]:
             validator.validate(record)
+            # Schemas allow additional properties, so validation alone would pass a column the schema forgot.
+            assert set(record) <= set(schemas[stream]["properties"]), (
+                stream,
+                set(record) - set(schemas[stream]["properties"]),
+            )
+    people = {person["id"] for person in sandbox.expected_records("people")}
+    for stream in PERSON_STREAMS:
+        for record in run.records[stream]:
+            assert record.get("person_id") in people, (stream, record)
+            related = ((record.get("relationships") or {}).get("person") or {}).get("data")
+            if related:
+                assert record["person_id"] == related["id"], (stream, record)
 
 
 def test_given_healthy_sandbox_when_cli_reads_every_stream_then_no_warning_or_error_and_one_summary_per_child(
