@@ -283,6 +283,8 @@ def test_given_courses_without_enrollments_or_deleted_when_enrollments_read_then
         "collection (or for a course_id deleted after it was listed)."
     ]
     assert all(m.log.level.value == "INFO" for m in output.logs if m.log.message in summaries)
+    # The summary is the only line about the 404s: none per empty collection (the CDK logs each IGNORE it is given).
+    assert [m.log.message for m in output.logs if "404" in m.log.message or "Not Found" in m.log.message] == summaries
 
 
 def test_given_every_course_has_enrollments_when_read_then_no_empty_collection_summary(
@@ -310,6 +312,7 @@ def test_given_child_collection_forbidden_for_every_parent_when_read_then_one_wa
     assert records_of(output, "course_activities") == [] and not output.errors
     warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
     assert len(warnings) == 1 and "course_activities" in warnings[0] and "403" in warnings[0], warnings
+    assert [m.log.message for m in output.logs if "403" in m.log.message or "Forbidden" in m.log.message] == warnings
 
 
 def test_given_plan_gated_403_on_one_list_when_read_then_stream_skipped_with_warning_and_others_complete(
