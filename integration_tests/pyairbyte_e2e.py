@@ -50,7 +50,7 @@ CHECKED_FIELDS: Mapping[str, Tuple[str, ...]] = {
     "course_enrollments": ("person_id", "progress"),
     "course_activities": ("title",),
     "groups": ("name", "memberships_count"),
-    "group_memberships": ("type",),
+    "group_memberships": ("type", "person_id"),
     "learning_paths": ("name", "navigation_mode"),
     "learning_path_enrollments": ("person_id", "progress"),
     "categories": ("name",),

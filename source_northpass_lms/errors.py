@@ -59,16 +59,23 @@ def _retry(message: str) -> ErrorResolution:
     return ErrorResolution(ResponseAction.RETRY, FailureType.transient_error, message)
 
 
-# 403 and 404 reach the stream, which knows what they mean for a list: a plan-gated endpoint to skip,
-# or an empty collection. Everything transient is retried within the retry budget.
+# 403 and 404 reach the stream, which knows what they mean for a list (a refusal that fails the stream, or an empty
+# collection counted into one summary line) (streams.py). They resolve as SUCCESS, not IGNORE: the CDK's HttpClient
+# logs every IGNORE at INFO, as its error_message or, without one, as "Ignoring response for 'GET' request to
+# '<url>' ..." (`_handle_error_resolution`), one line per empty collection: 26,000 at 30,000 mostly empty
+# transcripts. A SUCCESS is handed on unlogged, the response unchanged. The CDK then calls raise_for_status only
+# on a truthy response (`elif response:`, i.e. a 2xx); were that to change, every 404 would fail its stream
+# loudly (unit_tests: an empty collection completes), never read as data.
+HANDED_TO_THE_STREAM = ErrorResolution(ResponseAction.SUCCESS)
+# Everything transient is retried within the retry budget.
 ERROR_MAPPING: Mapping[Union[int, str, type[Exception]], ErrorResolution] = {
     **DEFAULT_ERROR_MAPPING,
     requests.exceptions.ConnectionError: _retry("The connection to the Northpass API failed."),
     requests.exceptions.Timeout: _retry("The Northpass API did not answer in time."),
     requests.exceptions.ChunkedEncodingError: _retry("The Northpass API's answer was cut off."),
     401: ErrorResolution(ResponseAction.FAIL, FailureType.config_error, KEY_REJECTED),
-    403: ErrorResolution(ResponseAction.IGNORE, FailureType.config_error, "HTTP 403 Forbidden."),
-    404: ErrorResolution(ResponseAction.IGNORE, FailureType.system_error, "HTTP 404 Not Found."),
+    403: HANDED_TO_THE_STREAM,
+    404: HANDED_TO_THE_STREAM,
     408: _retry("HTTP 408 Request Timeout."),
     429: ErrorResolution(ResponseAction.RATE_LIMITED, FailureType.transient_error, "HTTP 429 Too Many Requests."),
     **{status: _retry(f"HTTP {status} server error.") for status in (500, 502, 503, 504)},

@@ -2,7 +2,8 @@
 
 Every record starts as the JSON:API resource flattened (`flatten`). A leaf may then declare that its list is a
 webhook log whose payload is the record (`WebhookPayload`, which also drops repeated deliveries), that
-relationship ids are hoisted to columns, and that the id is derived from the record's fields (`DerivedId`).
+relationship ids are hoisted to columns (join columns such as `person_id`, which an attribute of the same name
+the API already sends is kept over), and that the id is derived from the record's fields (`DerivedId`).
 """
 
 from __future__ import annotations
@@ -125,7 +126,9 @@ class RecordShape:
     """What a leaf's records look like beyond the flattened resource, in the order it is applied."""
 
     payload: Optional[WebhookPayload] = None  # the list is a webhook log: the record is each message's payload
-    hoisted: Mapping[str, str] = field(default_factory=dict)  # relationship -> column with its id (null if absent)
+    # relationship -> column with its id: the API's own attribute of that name when it sends one, else the
+    # relationship's id, else null
+    hoisted: Mapping[str, str] = field(default_factory=dict)
     derived_id: Optional[DerivedId] = None  # the API sends no id: one is derived from these fields
 
     def record(self, resource: Mapping[str, Any]) -> MutableMapping[str, Any]:
@@ -134,7 +137,8 @@ class RecordShape:
         for name, column in self.hoisted.items():
             related = relationships.get(name) if isinstance(relationships, Mapping) else None
             data = related.get("data") if isinstance(related, Mapping) else None
-            record[column] = data.get("id") if isinstance(data, Mapping) else None
+            if record.get(column) is None:
+                record[column] = data.get("id") if isinstance(data, Mapping) else None
         if self.derived_id:
             record["id"] = self.derived_id.of(record)
         return record

@@ -529,6 +529,7 @@ class CourseEnrollments(NorthpassSubStream):
 
     endpoint = "courses/{parent_id}/enrollments"
     parent_key = "course_id"
+    shape = RecordShape(hoisted={"person": "person_id"})  # the attribute when sent, else the relationship
 
 
 class CourseActivities(NorthpassSubStream):
@@ -543,6 +544,7 @@ class GroupMemberships(NorthpassSubStream):
 
     endpoint = "groups/{parent_id}/memberships"
     parent_key = "group_id"
+    shape = RecordShape(hoisted={"person": "person_id"})  # the member is only named in `relationships`
 
 
 class LearningPathEnrollments(NorthpassSubStream):
@@ -550,6 +552,7 @@ class LearningPathEnrollments(NorthpassSubStream):
 
     endpoint = "learning-paths/{parent_id}/enrollments"
     parent_key = "learning_path_id"
+    shape = RecordShape(hoisted={"person": "person_id"})  # the attribute when sent, else the relationship
 
 
 class Events(NorthpassStream):

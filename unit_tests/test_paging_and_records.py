@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+from typing import Any, Dict
 from urllib.parse import parse_qs, urlsplit
 
+import pytest
 import requests_mock
 from airbyte_cdk.models import AirbyteStreamStatus
+
+from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import (
     API,
@@ -127,6 +131,64 @@ def test_given_enrollments_without_course_id_when_read_then_course_id_taken_from
         ("course-1", "enrollment-2"),
         ("course-2", "enrollment-1"),
     ]
+
+
+def _related_person(resource: Dict[str, Any], person_id: str) -> Dict[str, Any]:
+    return {**resource, "relationships": {"person": {"data": {"type": "people", "id": person_id}}}}
+
+
+def test_given_memberships_naming_their_person_only_in_relationships_when_read_then_person_id_is_a_declared_column(
+    http: requests_mock.Mocker,
+) -> None:
+    member = {"id": "membership-1", "type": "memberships", "attributes": {"created_at": "2024-01-01T00:00:00Z"}}
+    http.get(f"{API}/groups", json=jsonapi_page([{"id": "group-1", "type": "groups", "attributes": {}}]))
+    http.get(
+        f"{API}/groups/group-1/memberships",
+        json=jsonapi_page([_related_person(member, "person-0001"), {**member, "id": "membership-2"}]),
+    )
+
+    records = records_of(run_read(make_config(), ["group_memberships"]), "group_memberships")
+    schema = _schema("group_memberships")
+
+    assert [(r["id"], r.get("person_id")) for r in records] == [("membership-1", "person-0001"), ("membership-2", None)]
+    assert records[0]["relationships"] == {"person": {"data": {"type": "people", "id": "person-0001"}}}  # kept
+    assert schema["properties"]["person_id"] == {"type": ["null", "string"]}
+
+
+@pytest.mark.parametrize(
+    "stream, parents",
+    [("course_enrollments", "courses"), ("learning_path_enrollments", "learning-paths")],
+)
+def test_given_enrollments_with_and_without_a_person_id_attribute_when_read_then_the_apis_kept_and_the_relationship_fills_in(
+    http: requests_mock.Mocker, stream: str, parents: str
+) -> None:
+    http.get(f"{API}/{parents}", json=jsonapi_page([{"id": "parent-1", "type": parents, "attributes": {}}]))
+    page = [
+        _related_person(enrollment(1, person_id="person-attribute"), "person-relationship"),
+        _related_person(enrollment(2), "person-0002"),
+        enrollment(3, person_id="person-0003"),
+        enrollment(4),
+    ]
+    http.get(f"{API}/{parents}/parent-1/enrollments", json=jsonapi_page(page))
+
+    records = records_of(run_read(make_config(), [stream]), stream)
+
+    assert [(r["id"], r.get("person_id")) for r in records] == [
+        ("enrollment-1", "person-attribute"),
+        ("enrollment-2", "person-0002"),
+        ("enrollment-3", "person-0003"),
+        ("enrollment-4", None),
+    ]
+    assert _schema(stream)["properties"]["person_id"] == {"type": ["null", "string"]}
+
+
+def _schema(stream: str) -> Dict[str, Any]:
+    (found,) = [
+        s.json_schema
+        for s in SourceNorthpassLms().discover(logging.getLogger("test"), make_config()).streams
+        if s.name == stream
+    ]
+    return dict(found)
 
 
 def test_given_course_with_no_enrollments_when_read_then_other_courses_still_read(http: requests_mock.Mocker) -> None:

@@ -56,6 +56,17 @@ CHILD_STREAMS: dict[str, tuple[str, str]] = {
     "quiz_attempt_answers": ("quiz_attempts", "quiz_attempt_id"),
     "transcripts": ("people", "person_id"),
 }
+# Streams whose records belong to a person, each with its `person_id` column: from the parent (transcripts), the
+# `person` relationship (memberships, events, quiz attempts), or the enrollment's own `person_id` attribute, the
+# relationship standing in when the attribute is missing.
+PERSON_STREAMS: tuple[str, ...] = (
+    "course_enrollments",
+    "group_memberships",
+    "learning_path_enrollments",
+    "events",
+    "quiz_attempts",
+    "transcripts",
+)
 # Learning activity (append-only logs): stream -> the record column the connector's cursor is on.
 ACTIVITY_STREAMS: dict[str, str] = {
     "events": "created_at",
@@ -322,7 +333,7 @@ class Dataset:
         Shape: ``{"id", "type", **attributes (minus invite_token),
         "relationships"?, "links"?}``; child streams also get their parent id
         (``course_id``, ``group_id``, ``learning_path_id``) from the parent,
-        even where the API omitted it. Top-level streams are ordered by id;
+        even where the API omitted it, and the records of ``PERSON_STREAMS`` a ``person_id``. Top-level streams are ordered by id;
         child streams by parent id, then id. ``transcripts``: per person (by id), their items in the order
         served, each with ``person_id`` (the connector's ``read_at`` is not known here); ``course_properties``:
         id, type, name and the ``properties`` object, by course id.
@@ -362,6 +373,8 @@ class Dataset:
                     for res in children.get(parent["id"], []):
                         record = to_record(res)
                         record[parent_field] = parent["id"]
+                        if stream in PERSON_STREAMS and record.get("person_id") is None:
+                            record["person_id"] = _related_id(res, "person")
                         out.append(record)
                 return out
             return [to_record(r) for r in getattr(self, stream)]
