@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, List, Optional, TypeVar
 
@@ -14,6 +15,7 @@ from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import ConnectorSpecification, FailureType
 
 from .config import NorthpassConfig
+from .config_migrations import migrate_config_file
 from .errors import failure
 from .source import SourceNorthpassLms
 
@@ -77,9 +79,13 @@ def run(args: Optional[List[str]] = None) -> None:
     args = sys.argv[1:] if args is None else args
     # Installed before the input files are read, so that an unusable file is reported as a TRACE message.
     init_uncaught_exception_handler(logger)
-    entrypoint = NorthpassEntrypoint(_source(args))
-    parsed_args = entrypoint.parse_args(args)
-    # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.
-    with PRINT_BUFFER:
-        for message in entrypoint.run(parsed_args):
-            print(f"{message}\n", end="")
+    with tempfile.TemporaryDirectory(prefix="source-northpass-lms-") as scratch:
+        # Before anything reads the config: a migrated config is the first line on stdout, and the CDK validates
+        # the config in this version's form (config_migrations.py).
+        args = migrate_config_file(args, Path(scratch))
+        entrypoint = NorthpassEntrypoint(_source(args))
+        parsed_args = entrypoint.parse_args(args)
+        # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.
+        with PRINT_BUFFER:
+            for message in entrypoint.run(parsed_args):
+                print(f"{message}\n", end="")

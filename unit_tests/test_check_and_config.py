@@ -199,10 +199,40 @@ def test_given_start_date_the_spec_accepts_when_parsed_then_that_instant_in_utc(
 
 
 @pytest.mark.parametrize(
-    "value",
-    ["2024-01-01", "2024-01-01T00:00:00", "2024-01-01 00:00:00Z", "2024-01-01T00:00Z", "2024-01-01T00:00:00+0200", ""],
+    "value, expected",
+    [
+        # Forms 1.0 and 1.1 accepted, which a saved config may hold: read as the instant they read them as.
+        ("2024-01-01", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T00:00:00", datetime(2024, 1, 1, tzinfo=UTC)),  # no zone: UTC
+        ("2024-01-01 00:00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T02:00:00+0200", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01 10:11:12.5", datetime(2024, 1, 1, 10, 11, 12, 500000, tzinfo=UTC)),
+    ],
 )
-def test_given_start_date_the_spec_refuses_when_parsed_then_config_error_giving_the_form(value: str) -> None:
+def test_given_start_date_in_a_form_earlier_versions_accepted_then_spec_and_parse_accept_it_as_that_instant(
+    value: str, expected: datetime
+) -> None:
+    config = make_config(start_date=value)
+
+    assert spec_accepts(config)
+    assert NorthpassConfig.parse(config).start_date == expected
+
+
+@pytest.mark.parametrize("value", ["", "\n"])
+def test_given_empty_start_date_as_1_1_read_it_then_spec_and_parse_accept_it_as_none(value: str) -> None:
+    config = make_config(start_date=value)
+
+    assert spec_accepts(config)
+    assert NorthpassConfig.parse(config).start_date is None
+
+
+@pytest.mark.parametrize(
+    "value", ["last tuesday", "01/02/2024", "2024-1-1", " 2024-01-01", "2024-01-01Z", "P1D", "today", "2024.01.01"]
+)
+def test_given_start_date_no_version_accepted_when_parsed_then_spec_refuses_and_config_error_giving_the_form(
+    value: str,
+) -> None:
     config = make_config(start_date=value)
 
     assert not spec_accepts(config)
