@@ -18,6 +18,7 @@ from .config import NorthpassConfig
 from .config_migrations import migrate_config_file
 from .errors import failure
 from .source import SourceNorthpassLms
+from .state_migrations import migrate_state_file
 
 logger = logging.getLogger("airbyte")
 T = TypeVar("T")
@@ -80,9 +81,10 @@ def run(args: Optional[List[str]] = None) -> None:
     # Installed before the input files are read, so that an unusable file is reported as a TRACE message.
     init_uncaught_exception_handler(logger)
     with tempfile.TemporaryDirectory(prefix="source-northpass-lms-") as scratch:
-        # Before anything reads the config: a migrated config is the first line on stdout, and the CDK validates
-        # the config in this version's form (config_migrations.py).
-        args = migrate_config_file(args, Path(scratch))
+        # Before anything reads the files: a migrated config is the first line on stdout, the CDK validates the
+        # config in this version's form (config_migrations.py) and reads a legacy or global state's cursors
+        # (state_migrations.py).
+        args = migrate_state_file(migrate_config_file(args, Path(scratch)), Path(scratch))
         entrypoint = NorthpassEntrypoint(_source(args))
         parsed_args = entrypoint.parse_args(args)
         # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.
