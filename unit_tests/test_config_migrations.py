@@ -19,6 +19,7 @@ from typing import Any, Dict, List
 
 import pytest
 import requests_mock as rm
+import yaml
 from airbyte_cdk.models import AirbyteMessageSerializer, ConfiguredAirbyteCatalogSerializer, SyncMode
 from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -28,7 +29,7 @@ from source_northpass_lms.config import DATE_TIME_PATTERN, NorthpassConfig
 from source_northpass_lms.config_migrations import migrated
 from source_northpass_lms.run import run
 
-from .conftest import API, catalog, jsonapi_page, person
+from .conftest import API, RESOURCES, catalog, jsonapi_page, person
 
 ROOT = Path(__file__).resolve().parents[1]
 KEY = "np-migration-secret-7b20e4"
@@ -213,23 +214,24 @@ def test_given_config_file_not_writable_when_run_then_migrated_copy_used_and_sti
     assert outcome("read", messages) == [NEW["id"]]
 
 
-@pytest.mark.parametrize(
-    "saved, now",
-    [
-        ("2024-01-01", "2024-01-01T00:00:00Z"),
-        ("2024-01-01T00:00:00", "2024-01-01T00:00:00Z"),  # no zone: 1.1 read UTC
-        ("2024-01-01 00:00:00", "2024-01-01T00:00:00Z"),
-        ("2024-01-01 10:11:12.5", "2024-01-01T10:11:12.500000Z"),  # str() of a Python datetime
-        ("2024-01-01T00:00Z", "2024-01-01T00:00:00Z"),
-        ("2024-01-01T02:00:00+0200", "2024-01-01T00:00:00Z"),
-        ("2024-01-01T10:30:15,25Z", "2024-01-01T10:30:15.250000Z"),
-        ("20240101", "2024-01-01T00:00:00Z"),
-        ("2024-W01-1", "2024-01-01T00:00:00Z"),
-        ("2024-001", "2024-01-01T00:00:00Z"),
-        ("2024-01", "2024-01-01T00:00:00Z"),
-        ("2024/01/01", "2024-01-01T00:00:00Z"),
-    ],
-)
+# Forms 1.0 and 1.1 read (pendulum's parser), and what 1.2.1 writes for them.
+FORMS_1_1 = [
+    ("2024-01-01", "2024-01-01T00:00:00Z"),
+    ("2024-01-01T00:00:00", "2024-01-01T00:00:00Z"),  # no zone: 1.1 read UTC
+    ("2024-01-01 00:00:00", "2024-01-01T00:00:00Z"),
+    ("2024-01-01 10:11:12.5", "2024-01-01T10:11:12.500000Z"),  # str() of a Python datetime
+    ("2024-01-01T00:00Z", "2024-01-01T00:00:00Z"),
+    ("2024-01-01T02:00:00+0200", "2024-01-01T00:00:00Z"),
+    ("2024-01-01T10:30:15,25Z", "2024-01-01T10:30:15.250000Z"),
+    ("20240101", "2024-01-01T00:00:00Z"),
+    ("2024-W01-1", "2024-01-01T00:00:00Z"),
+    ("2024-001", "2024-01-01T00:00:00Z"),
+    ("2024-01", "2024-01-01T00:00:00Z"),
+    ("2024/01/01", "2024-01-01T00:00:00Z"),
+]
+
+
+@pytest.mark.parametrize("saved, now", FORMS_1_1)
 def test_given_start_date_in_a_form_1_1_accepted_when_migrated_then_the_instant_1_1_read_in_1_2_form(
     saved: str, now: str
 ) -> None:
@@ -266,11 +268,23 @@ def test_given_start_date_in_1_2_form_when_migrated_then_left_as_it_is(value: st
     assert migrated({**CONFIG_1_2, "start_date": value}) is None
 
 
-@pytest.mark.parametrize("saved", [CONFIG_0X, CONFIG_1_0, CONFIG_1_1, CONFIG_1_2])
-def test_given_config_of_any_release_then_the_spec_accepts_it_so_pyairbyte_validation_passes_before_migration(
+@pytest.mark.parametrize("release, saved", [("1.0.0", CONFIG_1_0), ("1.1.0", CONFIG_1_1), ("1.2.0", CONFIG_1_2)])
+def test_each_release_config_has_exactly_the_fields_of_that_releases_spec(release: str, saved: Dict[str, Any]) -> None:
+    spec = yaml.safe_load((RESOURCES / "specs" / f"{release}.yaml").read_text())  # spec.yaml at the release's commit
+
+    assert set(saved) == set(spec["connectionSpecification"]["properties"])
+
+
+@pytest.mark.parametrize(
+    "saved",
+    [CONFIG_0X, CONFIG_1_0, CONFIG_1_1, CONFIG_1_2, {**CONFIG_1_1, "start_date": ""}]
+    + [{**CONFIG_1_1, "start_date": form} for form, _ in FORMS_1_1],
+)
+def test_given_config_of_any_release_then_the_spec_accepts_it_so_validation_before_launch_passes(
     saved: Dict[str, Any],
 ) -> None:
-    """PyAirbyte's read() validates the config against the spec before it starts the connector (which migrates)."""
+    """The platform validates a saved config against a new version's spec, and PyAirbyte's read() does before it
+    starts the connector (which migrates): every config an earlier release accepted must pass."""
     spec = SourceNorthpassLms(None, None, None).spec(logging.getLogger("test"))
     check_config_against_spec_or_exit(saved, spec)
 
