@@ -29,10 +29,13 @@ DEFAULT_BACKOFF_BASE_SECONDS = 1.0  # first exponential backoff step when no Ret
 DEFAULT_TRANSCRIPTS_REREAD_WITHIN_SYNCS = 7
 MAX_TRANSCRIPTS_REREAD_WITHIN_SYNCS = 1000
 LOOPBACK_HOSTS = {"localhost"}
-# spec.yaml's start_date pattern, which the setup screen and the CDK's config validation also enforce: a date-time
-# with seconds and a zone (Z or an offset), fractions optional. It is matched here first, so that a value outside it
-# gets a message naming the field and the form, not the JSON-schema validator's.
-START_DATE_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+# The form start_date is written in since 1.2.0: a date-time with seconds and a zone (Z or an offset), fractions
+# optional. A config in another form that an earlier version accepted is rewritten in this one when the connector
+# starts (config_migrations.py). spec.yaml has no pattern for it: see the comment there.
+DATE_TIME_PATTERN = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]+)?(Z|[+-][0-9]{2}:[0-9]{2})$"
+START_DATE_FORM = (
+    "a date-time such as 2024-01-01T00:00:00Z (YYYY-MM-DDTHH:mm:ssZ; an offset such as +02:00 may replace Z)"
+)
 
 
 class ConfigError(AirbyteTracedException):
@@ -73,7 +76,7 @@ class NorthpassConfig:
             page_size=_integer(raw, "page_size", MAX_PAGE_SIZE, 1, MAX_PAGE_SIZE),
             requests_per_second=_number(raw, "requests_per_second", DEFAULT_REQUESTS_PER_SECOND, 0.1, 1000),
             num_workers=_integer(raw, "num_workers", DEFAULT_NUM_WORKERS, 1, MAX_NUM_WORKERS),
-            start_date=_start_date(raw.get("start_date")),
+            start_date=parse_start_date(raw.get("start_date")),
             request_timeout_seconds=_number(raw, "request_timeout_seconds", DEFAULT_REQUEST_TIMEOUT_SECONDS, 0.1, 600),
             retry_budget_seconds=_number(raw, "retry_budget_seconds", DEFAULT_RETRY_BUDGET_SECONDS, 0, 86400),
             backoff_base_seconds=_number(raw, "backoff_base_seconds", DEFAULT_BACKOFF_BASE_SECONDS, 0, 60),
@@ -151,21 +154,34 @@ def _number(raw: Mapping[str, Any], field: str, default: float, low: float, high
     return float(value)
 
 
-def _start_date(value: Any) -> Optional[datetime]:
+def parse_start_date(value: Any) -> Optional[datetime]:
+    """start_date as an instant in UTC, from any form a release accepted (None: no start date).
+
+    1.0 and 1.1 read it with pendulum's parser (ISO-8601, also `2024/01/01`, and `now` or a time alone as that
+    moment of the run), an empty string as none; so does this, so that a config saved then reads as it did also
+    when it reaches parse() without the entry point's migration (a caller of the Source itself).
+    """
     if value is None:
         return None
-    # re.search, as JSON schema's pattern is applied: whatever the pattern accepts is parsed below.
-    if not isinstance(value, str) or re.search(START_DATE_PATTERN, value) is None:
-        raise ConfigError(
-            "start_date",
-            "must be a date-time such as 2024-01-01T00:00:00Z (YYYY-MM-DDTHH:mm:ssZ; an offset such as +02:00 may "
-            f"replace Z), got {value!r}.",
-        )
+    if not isinstance(value, str):
+        raise ConfigError("start_date", f"must be {START_DATE_FORM}, got {value!r}.")
+    # 1.2.0 matched its pattern with re.search, whose `$` also matches before a final newline: it accepted one.
+    text = value.removesuffix("\n")
+    if not text:
+        return None
     try:
-        # Python's `$` also matches before a final newline, and so the pattern accepts one: it is not part of the date.
-        parsed = pendulum.parse(value.rstrip("\n"))
-    except (ValueError, pendulum.parsing.exceptions.ParserError) as exc:
-        raise ConfigError("start_date", f"is not a valid date-time: {value!r}.") from exc
-    if not isinstance(parsed, datetime):
+        parsed = pendulum.parse(text)
+    except (ValueError, pendulum.parsing.exceptions.ParserError):
+        parsed = None
+    if isinstance(parsed, datetime):
+        return parsed.in_timezone("UTC")
+    if re.search(DATE_TIME_PATTERN, value):
         raise ConfigError("start_date", f"is not a valid date-time: {value!r}.")
-    return parsed.in_timezone("UTC")
+    raise ConfigError("start_date", f"must be {START_DATE_FORM}, got {value!r}.")
+
+
+def format_start_date(value: datetime) -> str:
+    """An instant in start_date's form since 1.2.0 (DATE_TIME_PATTERN), in UTC, fractions of a second kept."""
+    utc = pendulum.instance(value).in_timezone("UTC")
+    fraction = f".{utc.microsecond:06d}" if utc.microsecond else ""
+    return f"{utc.strftime('%Y-%m-%dT%H:%M:%S')}{fraction}Z"

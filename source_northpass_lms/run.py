@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import tempfile
 from pathlib import Path
 from typing import Any, Callable, List, Optional, TypeVar
 
@@ -14,8 +15,10 @@ from airbyte_cdk.logger import PRINT_BUFFER
 from airbyte_cdk.models import ConnectorSpecification, FailureType
 
 from .config import NorthpassConfig
+from .config_migrations import migrate_config_file
 from .errors import failure
 from .source import SourceNorthpassLms
+from .state_migrations import migrate_state_file
 
 logger = logging.getLogger("airbyte")
 T = TypeVar("T")
@@ -77,9 +80,14 @@ def run(args: Optional[List[str]] = None) -> None:
     args = sys.argv[1:] if args is None else args
     # Installed before the input files are read, so that an unusable file is reported as a TRACE message.
     init_uncaught_exception_handler(logger)
-    entrypoint = NorthpassEntrypoint(_source(args))
-    parsed_args = entrypoint.parse_args(args)
-    # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.
-    with PRINT_BUFFER:
-        for message in entrypoint.run(parsed_args):
-            print(f"{message}\n", end="")
+    with tempfile.TemporaryDirectory(prefix="source-northpass-lms-") as scratch:
+        # Before anything reads the files: a migrated config is the first line on stdout, the CDK validates the
+        # config in this version's form (config_migrations.py) and reads a legacy or global state's cursors
+        # (state_migrations.py).
+        args = migrate_state_file(migrate_config_file(args, Path(scratch)), Path(scratch))
+        entrypoint = NorthpassEntrypoint(_source(args))
+        parsed_args = entrypoint.parse_args(args)
+        # One print per message, as the CDK's own launch() does: concurrent streams print from several threads.
+        with PRINT_BUFFER:
+            for message in entrypoint.run(parsed_args):
+                print(f"{message}\n", end="")

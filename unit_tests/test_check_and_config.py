@@ -6,19 +6,24 @@ import logging
 import random
 import re
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Dict, Mapping
 
 import pytest
 import requests
 import requests_mock
+import yaml
 from airbyte_cdk.models import AirbyteConnectionStatus, Status
 from airbyte_cdk.sources.utils.schema_helpers import check_config_against_spec_or_exit
+
+# The CDK's own spec comparator (private: its standard tests run it against the published version).
+from airbyte_cdk.test.standard_tests._spec_compatibility import compare_specs
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from source_northpass_lms import SourceNorthpassLms
-from source_northpass_lms.config import DEFAULT_BASE_URL, START_DATE_PATTERN, ConfigError, NorthpassConfig
+from source_northpass_lms.config import DATE_TIME_PATTERN, DEFAULT_BASE_URL, ConfigError, NorthpassConfig
 
-from .conftest import API, API_KEY, FORBIDDEN, NOT_FOUND, UNAUTHORIZED, jsonapi_page, make_config, person
+from .conftest import API, API_KEY, FORBIDDEN, NOT_FOUND, RESOURCES, UNAUTHORIZED, jsonapi_page, make_config, person
 
 LOGGER = logging.getLogger("test")
 
@@ -157,14 +162,15 @@ def test_given_defaults_then_documented_production_values() -> None:
     assert (cfg.retry_budget_seconds, cfg.request_timeout_seconds) == (600.0, 60.0)
 
 
-# ---------------------------------------------------------------------------------- start_date and its spec pattern
+# ------------------------------------------------------------------------------------ start_date and its spec field
 
 SPEC = SourceNorthpassLms(None, None, None).spec(LOGGER).connectionSpecification
+SPEC_FILE = Path(__file__).resolve().parents[1] / "source_northpass_lms" / "spec.yaml"
 UTC = timezone.utc
 
 
 def spec_accepts(config: Mapping[str, Any]) -> bool:
-    """The CDK's own config validation against the spec (pattern included), as run before check, discover and read."""
+    """The CDK's own config validation against the spec, as run before check, discover and read."""
     try:
         check_config_against_spec_or_exit(config, SourceNorthpassLms(None, None, None).spec(LOGGER))
     except AirbyteTracedException:
@@ -172,11 +178,30 @@ def spec_accepts(config: Mapping[str, Any]) -> bool:
     return True
 
 
-def test_spec_start_date_pattern_is_the_one_config_parsing_applies() -> None:
+@pytest.mark.parametrize("release", ["1.0.0", "1.1.0", "1.2.0"])
+def test_spec_accepts_every_config_an_earlier_release_accepted_by_airbytes_spec_compatibility_rule(
+    release: str,
+) -> None:
+    """Airbyte validates saved configs against a new version's spec: no constraint may be added or changed.
+
+    The earlier specs are copies of spec.yaml at the commits that released them (git show <commit>:...). The rule is
+    the CDK's own (its standard tests fail a release on it): an added or changed `pattern` or `format` is breaking.
+    """
+    earlier = yaml.safe_load((RESOURCES / "specs" / f"{release}.yaml").read_text())
+    current = yaml.safe_load(SPEC_FILE.read_text())
+
+    comparison = compare_specs(earlier, current)
+
+    assert comparison.is_backward_compatible, comparison.breaking
+
+
+def test_spec_start_date_describes_the_form_config_parsing_writes() -> None:
     start_date = SPEC["properties"]["start_date"]
-    assert start_date["pattern"] == START_DATE_PATTERN
-    assert (start_date["format"], start_date["pattern_descriptor"]) == ("date-time", "YYYY-MM-DDTHH:mm:ssZ")
-    assert re.search(start_date["pattern"], start_date["examples"][0])
+    assert start_date["pattern_descriptor"] == "YYYY-MM-DDTHH:mm:ssZ"
+    assert re.search(DATE_TIME_PATTERN, start_date["examples"][0])
+    assert NorthpassConfig.parse(make_config(start_date=start_date["examples"][0])).start_date == datetime(
+        2024, 1, 1, tzinfo=UTC
+    )
 
 
 @pytest.mark.parametrize(
@@ -199,13 +224,42 @@ def test_given_start_date_the_spec_accepts_when_parsed_then_that_instant_in_utc(
 
 
 @pytest.mark.parametrize(
-    "value",
-    ["2024-01-01", "2024-01-01T00:00:00", "2024-01-01 00:00:00Z", "2024-01-01T00:00Z", "2024-01-01T00:00:00+0200", ""],
+    "value, expected",
+    [
+        # Forms 1.0 and 1.1 accepted, which a saved config may hold: read as the instant they read them as.
+        ("2024-01-01", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T00:00:00", datetime(2024, 1, 1, tzinfo=UTC)),  # no zone: UTC
+        ("2024-01-01 00:00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T00:00Z", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01T02:00:00+0200", datetime(2024, 1, 1, tzinfo=UTC)),
+        ("2024-01-01 10:11:12.5", datetime(2024, 1, 1, 10, 11, 12, 500000, tzinfo=UTC)),
+    ],
 )
-def test_given_start_date_the_spec_refuses_when_parsed_then_config_error_giving_the_form(value: str) -> None:
+def test_given_start_date_in_a_form_earlier_versions_accepted_then_spec_and_parse_accept_it_as_that_instant(
+    value: str, expected: datetime
+) -> None:
     config = make_config(start_date=value)
 
-    assert not spec_accepts(config)
+    assert spec_accepts(config)
+    assert NorthpassConfig.parse(config).start_date == expected
+
+
+@pytest.mark.parametrize("value", ["", "\n"])
+def test_given_empty_start_date_as_1_1_read_it_then_spec_and_parse_accept_it_as_none(value: str) -> None:
+    config = make_config(start_date=value)
+
+    assert spec_accepts(config)
+    assert NorthpassConfig.parse(config).start_date is None
+
+
+@pytest.mark.parametrize(
+    "value", ["last tuesday", "01/02/2024", "2024-1-1", " 2024-01-01", "2024-01-01Z", "P1D", "today", "2024.01.01"]
+)
+def test_given_start_date_no_version_accepted_when_parsed_then_config_error_giving_the_form(
+    value: str,
+) -> None:
+    config = make_config(start_date=value)
+
     with pytest.raises(ConfigError) as raised:
         NorthpassConfig.parse(config)
     assert "Config field 'start_date': must be a date-time such as 2024-01-01T00:00:00Z" in (raised.value.message or "")
@@ -218,8 +272,8 @@ def test_given_start_date_of_the_right_form_but_no_such_instant_when_parsed_then
     assert "Config field 'start_date': is not a valid date-time" in (raised.value.message or "")
 
 
-def test_given_any_valid_date_time_of_the_pattern_when_parsed_then_accepted_as_that_instant() -> None:
-    """Every form the pattern allows (zone Z or an offset, with or without a fraction) on dates across the calendar."""
+def test_given_any_valid_date_time_of_the_1_2_form_when_parsed_then_accepted_as_that_instant() -> None:
+    """Every form DATE_TIME_PATTERN allows (zone Z or an offset, with or without a fraction) on dates across the calendar."""
     rng = random.Random(17)
     for _ in range(500):
         instant = datetime(2000, 1, 1, tzinfo=UTC) + timedelta(seconds=rng.randrange(40 * 366 * 86400))
@@ -230,7 +284,7 @@ def test_given_any_valid_date_time_of_the_pattern_when_parsed_then_accepted_as_t
         value = local.strftime("%Y-%m-%dT%H:%M:%S") + fraction + zone
         expected = instant + (timedelta(microseconds=int(fraction[1:])) if fraction else timedelta())
 
-        assert re.search(START_DATE_PATTERN, value), value
+        assert re.search(DATE_TIME_PATTERN, value), value
         assert NorthpassConfig.parse(make_config(start_date=value)).start_date == expected, value
 
 
