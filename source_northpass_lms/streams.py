@@ -259,7 +259,7 @@ class NorthpassStream(HttpStream, ABC):
                 records += 1
                 yield record
             if self.progress:
-                self.progress.page_read(self.name, records)
+                self.progress.page_read(self.name, records, len(page.response.content))
 
     def _is_full_page(self, response: requests.Response) -> bool:
         data = jsonapi_list(response) if response.status_code == 200 else None
@@ -415,6 +415,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         self.slices_total = None
         parent_slices = list(self.parent_slices())  # one small mapping per parent, counted for the 404 summary
         self._empty_collections.start(len(parent_slices))
+        if self.progress:
+            self.progress.parents_to_read(self.name, self.parent.name, len(parent_slices))
         for parent_slice in parent_slices:
             if self.forbidden:
                 return  # refused for one parent: the stream has failed, its other parents are not asked
@@ -443,6 +445,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
             # this parent as read (ParentCheckpoint's `refused`), so a retried attempt asks for it again.
             return
         yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        if self.progress:
+            self.progress.parent_read(self.name)
         summary = self._empty_collections.parent_read()
         if summary:
             empty, parents = summary
