@@ -97,7 +97,7 @@ def test_given_list_failing_after_a_page_when_read_by_parent_and_two_children_in
     listing: ParentListing[Any] = ParentListing(stream)
     listing.emits_records = True
     readers = {
-        "parent stream": listing.take,
+        "parent stream": lambda: list(listing.take()),
         "enrollments": lambda: listing.ids("course_enrollments"),
         "activities": lambda: listing.ids("course_activities"),
     }
