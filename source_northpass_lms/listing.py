@@ -5,7 +5,22 @@ from __future__ import annotations
 import threading
 from collections import deque
 from datetime import datetime
-from typing import Any, Deque, Generic, Iterable, Iterator, List, Mapping, Optional, Protocol, Set, Tuple, TypeVar
+from types import MappingProxyType
+from typing import (
+    Any,
+    Callable,
+    Deque,
+    Generic,
+    Iterable,
+    Iterator,
+    List,
+    Mapping,
+    Optional,
+    Protocol,
+    Set,
+    Tuple,
+    TypeVar,
+)
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
@@ -231,16 +246,41 @@ def _failure_type(exc: AirbyteTracedException) -> FailureType:
 
 
 class ParentChoice(Protocol):
-    """Which parents of the listing a child stream reads in this sync, and what each slice carries."""
+    """Which parents of the listing a child stream reads in this sync, and what each slice carries.
+
+    A choice that is `Sized` (a list, `ChosenParents`) is iterated twice, to count and then to slice; any other
+    iterable is held as a list to be counted."""
 
     def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]: ...
+
+
+class ChosenParents:
+    """The parents a choice takes from the listing, worked out again on each pass instead of held: the slices of
+    a child are made one at a time, however many parents it reads. `carries` gives what a parent's slice carries
+    beside its id, or None for a parent not read."""
+
+    def __init__(self, listing: List[ListedId], carries: Callable[[ListedId], Optional[Mapping[str, Any]]]) -> None:
+        self._listing = listing
+        self._carries = carries
+
+    def __iter__(self) -> Iterator[ChosenParent]:
+        for listed in self._listing:
+            carried = self._carries(listed)
+            if carried is not None:
+                yield listed[0], carried
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+
+NOTHING_CARRIED: Mapping[str, Any] = MappingProxyType({})
 
 
 class EveryParent:
     """Full refresh: every listed parent."""
 
     def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]:
-        return ((parent_id, {}) for parent_id, _ in listing)
+        return ChosenParents(listing, lambda listed: NOTHING_CARRIED)
 
 
 class ParentsSince:
@@ -253,8 +293,11 @@ class ParentsSince:
         self.lower_bound = lower_bound
 
     def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]:
-        for parent_id, cursor_value in listing:
-            value = parse_timestamp(cursor_value)
-            if self.lower_bound and value is not None and value < self.lower_bound:
-                continue
-            yield parent_id, {self.cursor_field: cursor_value}
+        return ChosenParents(listing, self._carries)
+
+    def _carries(self, listed: ListedId) -> Optional[Mapping[str, Any]]:
+        cursor_value = listed[1]
+        value = parse_timestamp(cursor_value)
+        if self.lower_bound and value is not None and value < self.lower_bound:
+            return None
+        return {self.cursor_field: cursor_value}

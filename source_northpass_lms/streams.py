@@ -6,7 +6,7 @@ import threading
 import time
 from abc import ABC
 from datetime import datetime
-from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sized, Tuple
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
@@ -43,6 +43,7 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10
 # Slice key of an incremental read: the cursor value from which records are wanted.
 SINCE = "since"
 MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (used in production by other clients)
+_NONE_LEFT = object()  # the end of the parents still to read
 
 
 class NorthpassStream(HttpStream, ABC):
@@ -409,29 +410,41 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         cursor_field: Optional[List[str]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Optional[Mapping[str, Any]]]:
-        """One slice per parent whose collection this attempt reads (see `parent_slices`)."""
+        """One slice per parent whose collection this attempt reads (see `parent_slices`), made as the CDK asks."""
         if self.checkpoint and self.checkpoint.stream_done:
             return
         self.slices_total = None
-        parent_slices = list(self.parent_slices())  # one small mapping per parent, counted for the 404 summary
-        self._empty_collections.start(len(parent_slices))
+        total, parent_slices = self.parent_slices()  # counted first, for the 404 summary and the progress
+        self._empty_collections.start(total)
         if self.progress:
-            self.progress.parents_to_read(self.name, self.parent.name, len(parent_slices))
+            self.progress.parents_to_read(self.name, self.parent.name, total)
         for parent_slice in parent_slices:
             if self.forbidden:
                 return  # refused for one parent: the stream has failed, its other parents are not asked
             yield parent_slice
-        self.slices_total = len(parent_slices)
+        self.slices_total = total
 
-    def parent_slices(self) -> Iterator[Mapping[str, Any]]:
-        """The parents of the listing this sync reads (`parents`), less those an earlier attempt of the same
-        sync read whole (`checkpoint`), in listing order."""
-        chosen: Iterable[ChosenParent] = self.parents.choose(self.parent_listing.ids(self.name))
-        if self.checkpoint:
-            carried = dict(chosen)
-            chosen = [(parent_id, carried[parent_id]) for parent_id in self.checkpoint.parents_to_read(carried)]
+    def parent_slices(self) -> Tuple[int, Iterator[Mapping[str, Any]]]:
+        """How many parents of the listing this sync reads (`parents`), less those an earlier attempt of the same
+        sync read whole (`checkpoint`), and their slices in listing order, each made when it is asked for: what
+        is held per parent is its id and cursor value in the listing (and its id in the checkpoint)."""
+        chosen = self.parents.choose(self.parent_listing.ids(self.name))
+        counted = chosen if isinstance(chosen, Sized) else list(chosen)
+        if not self.checkpoint:
+            return len(counted), ({self.parent_key: parent_id, **carries} for parent_id, carries in counted)
+        to_read = list(self.checkpoint.parents_to_read(parent_id for parent_id, _ in counted))
+        return len(to_read), self._slices_of(counted, to_read)
+
+    def _slices_of(self, chosen: Iterable[ChosenParent], to_read: List[Any]) -> Iterator[Mapping[str, Any]]:
+        """The slices of the parents in `to_read`, a subsequence of `chosen` in the same order."""
+        wanted = iter(to_read)
+        next_id = next(wanted, _NONE_LEFT)
         for parent_id, carries in chosen:
-            yield {self.parent_key: parent_id, **carries}
+            if next_id is _NONE_LEFT:
+                return
+            if parent_id == next_id:
+                yield {self.parent_key: parent_id, **carries}
+                next_id = next(wanted, _NONE_LEFT)
 
     def read_records(
         self,
