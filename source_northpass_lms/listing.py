@@ -230,6 +230,47 @@ class _IdsOfList:
             self.listed.append((record["id"], record.get(self._cursor) if self._cursor else None))
 
 
+class SlicesAhead:
+    """How far the slicing of child streams runs ahead of their reading: at most `limit` slices made and not yet
+    read to their end, all child streams together (None: no bound).
+
+    A child's slices cost nothing to make, so its partition generator would otherwise make them all at once: the
+    CDK bounds the partitions it has handed to its workers (10,000), not those waiting in its queue, and 40,000
+    people were up to 18,600 partitions alive at once, about 2 KB each with their futures. The wait ends when a
+    slice is read, or when the read is over (`stop`): a generator never waits for slices no one will read.
+    """
+
+    def __init__(self, limit: Optional[int]) -> None:
+        self._limit = limit
+        self._ahead = 0
+        self._reading = True
+        self._changed = threading.Condition()
+
+    def start(self) -> None:
+        """A read begins: no slice is ahead."""
+        with self._changed:
+            self._ahead, self._reading = 0, True
+
+    def stop(self) -> None:
+        """The read is over, whatever became of it: nothing waits any more."""
+        with self._changed:
+            self._reading = False
+            self._changed.notify_all()
+
+    def made(self) -> None:
+        """Called before a slice is handed to the CDK: waits while `limit` slices are ahead."""
+        with self._changed:
+            while self._reading and self._limit is not None and self._ahead >= self._limit:
+                self._changed.wait()
+            self._ahead += 1
+
+    def read(self) -> None:
+        """A slice was read to its end (or given up): one more may be made."""
+        with self._changed:
+            self._ahead = max(0, self._ahead - 1)  # a slice read without being made (a test reading a parent)
+            self._changed.notify_all()
+
+
 class ParentListFailed(AirbyteTracedException):
     """A child stream's parents could not be listed whole: the child is not read at all in this attempt."""
 

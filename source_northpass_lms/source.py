@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import logging
+import sys
 import threading
+from concurrent.futures import ThreadPoolExecutor
 from queue import Queue
 from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
 
@@ -19,6 +21,7 @@ from airbyte_cdk.models import (
 )
 from airbyte_cdk.sources.concurrent_source.concurrent_source import ConcurrentSource
 from airbyte_cdk.sources.concurrent_source.concurrent_source_adapter import ConcurrentSourceAdapter
+from airbyte_cdk.sources.concurrent_source.thread_pool_manager import ThreadPoolManager
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message.repository import InMemoryMessageRepository
 from airbyte_cdk.sources.streams import Stream
@@ -32,7 +35,7 @@ from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckp
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import SyncClock, TimestampCursor
 from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
-from .listing import ParentListing, ParentsSince
+from .listing import ParentListing, ParentsSince, SlicesAhead
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
@@ -60,6 +63,13 @@ from .transcripts import PeopleWithEvidence, TranscriptCursor, people_named_sinc
 
 logger = logging.getLogger("airbyte")
 RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
+# Child slices made ahead of their reading, per worker: a worker that ends a slice finds the next ones waiting,
+# and the generator, woken by each slice read, makes another in microseconds. See listing.SlicesAhead.
+SLICES_AHEAD_PER_WORKER = 4
+# The CDK drops the futures of partitions read only once its list holds this many (its default, 10,000, kept a
+# future and its lock, 1.6 KB, for each of the last 10,000 parents read). Those not done are at most the slices
+# ahead and one per stream, far fewer: generation never waits on this bound.
+FUTURES_KEPT = 1_000
 
 
 class SourceNorthpassLms(ConcurrentSourceAdapter):
@@ -78,10 +88,25 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         queue: Queue[QueueItem] = Queue(maxsize=RECORD_QUEUE_SIZE)
         # States go through the record queue, behind the records they account for (see checkpoint.py).
         self._ordered_repository = OrderedMessageRepository(queue, self._message_repository)
-        concurrent_source = ConcurrentSource.create(
-            workers, generators, logger, self._slice_logger, self.message_repository, queue=queue
+        # With one worker the CDK makes every partition before reading any (the generator holds the worker), so no
+        # bound may make generation wait for partitions to be read: it would wait forever. The CDK's own 10,000 did
+        # (at random, past 10,000 parents), as would SlicesAhead.
+        single = workers == 1
+        threadpool = ThreadPoolManager(
+            ThreadPoolExecutor(max_workers=workers, thread_name_prefix="workerpool"),
+            logger,
+            max_concurrent_tasks=sys.maxsize if single else FUTURES_KEPT,
+        )
+        concurrent_source = ConcurrentSource(
+            threadpool,
+            logger,
+            self._slice_logger,
+            queue=queue,
+            message_repository=self.message_repository,
+            initial_number_partitions_to_generate=generators,
         )
         super().__init__(concurrent_source)
+        self._slices_ahead = SlicesAhead(None if single else workers * SLICES_AHEAD_PER_WORKER)
         self.catalog = catalog
         self._state = state
         self._checkpoints: List[StreamCheckpoint] = []
@@ -103,7 +128,11 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         state: Optional[List[AirbyteStateMessage]] = None,
     ) -> Iterator[AirbyteMessage]:
         self._ordered_repository.consumer_thread = threading.get_ident()
-        yield from super().read(logger, config, catalog, state)
+        self._slices_ahead.start()
+        try:
+            yield from super().read(logger, config, catalog, state)
+        finally:
+            self._slices_ahead.stop()  # a generator still waiting to make slices would keep the process alive
         # Reached only when no stream failed (the CDK raises after a failed stream): the sync is whole, so
         # its checkpoints must not make the next sync skip anything, in a client that reuses the sync_id too.
         for checkpoint in self._checkpoints:
@@ -213,6 +242,8 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         progress = SyncProgress(self.message_repository, lambda: budget.acquired)
         for stream in streams:
             stream.progress = progress
+            if isinstance(stream, NorthpassSubStream):
+                stream.slices_ahead = self._slices_ahead
         return [
             StreamFacade.create_from_stream(
                 stream,

@@ -31,7 +31,7 @@ from .errors import (
     json_body,
     jsonapi_list,
 )
-from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince
+from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince, SlicesAhead
 from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
 from .paging import endpoint as _endpoint
 from .progress import SyncProgress
@@ -399,6 +399,8 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         # How many slices this read made, once it has made them all: an incremental child's cursor commits
         # only when that many have been read to their end.
         self.slices_total: Optional[int] = None
+        # Set by the source: one bound for every child stream of the sync on the slices made and not yet read.
+        self.slices_ahead = SlicesAhead(None)
 
     @property
     def primary_key(self) -> List[str]:  # type: ignore[override]
@@ -419,7 +421,9 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         if self.progress:
             self.progress.parents_to_read(self.name, self.parent.name, total)
         for parent_slice in parent_slices:
+            self.slices_ahead.made()
             if self.forbidden:
+                self.slices_ahead.read()
                 return  # refused for one parent: the stream has failed, its other parents are not asked
             yield parent_slice
         self.slices_total = total
@@ -453,11 +457,14 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         stream_slice: Optional[Mapping[str, Any]] = None,
         stream_state: Optional[Mapping[str, Any]] = None,
     ) -> Iterable[Mapping[str, Any]]:
-        if self.forbidden:
-            # Refused for another parent: the stream has failed. No request, and its checkpoint does not count
-            # this parent as read (ParentCheckpoint's `refused`), so a retried attempt asks for it again.
-            return
-        yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        try:
+            if self.forbidden:
+                # Refused for another parent: the stream has failed. No request, and its checkpoint does not count
+                # this parent as read (ParentCheckpoint's `refused`), so a retried attempt asks for it again.
+                return
+            yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
+        finally:
+            self.slices_ahead.read()
         if self.progress:
             self.progress.parent_read(self.name)
         summary = self._empty_collections.parent_read()
