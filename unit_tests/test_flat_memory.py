@@ -39,7 +39,7 @@ class PeopleList:
     name = "people"
     cursor_field = "updated_at"
 
-    def __init__(self, after_first: Callable[[], None] = lambda: None) -> None:
+    def __init__(self, after_first: Callable[[], object] = lambda: None) -> None:
         self.reads = 0
         self.made: List[weakref.ref[Person]] = []
         self._after_first = after_first
