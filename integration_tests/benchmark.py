@@ -20,6 +20,10 @@ a full read, the first incremental sync (no state: everyone), then, after 1% of 
 N = 7. The second must cost at most (1/N + the share of people with evidence + 2%) of the full read's
 requests (issue 16's bound) and re-read exactly the people with evidence and its 1/N share of the sweep.
 
+The memory rows read `people` and `transcripts` together, full refresh, with no rate limit on either
+side, at 10,000 and 40,000 people: people is both a selected stream and the parent list of transcripts, which
+makes a slice per person. Peak RSS at 40,000 must stay within 1.3x of the 10,000-person run's.
+
 Not part of the test suite: timings depend on the machine and on what else runs on it. Compare the ratios of
 one run, not absolute times across runs. Exit code 1 if a sync failed or a target was missed.
 """
@@ -104,6 +108,13 @@ ACTIVE_SHARE = 0.01  # people changed with evidence before the second incrementa
 INCREMENTAL_SLACK = 0.02  # issue 16: a later sync costs at most (1/N + the share with evidence + 2%) of a full read
 MAX_STATE_BYTES = 10_000  # issue 16: at 100,000 people
 
+# The memory rows: people + transcripts, full refresh, no rate limit, at two sizes four times apart.
+MEMORY_STREAMS = ["people", "transcripts"]
+MEMORY_PEOPLE = (10_000, 40_000)
+QUICK_MEMORY_PEOPLE = (2_500, 10_000)
+MAX_MEMORY_RATIO = 1.3  # peak RSS at four times the people against the smaller account's
+MEMORY_LABEL = "memory: people + transcripts, full refresh, no rate limit"
+
 
 @dataclass
 class Run:
@@ -155,6 +166,7 @@ def main() -> int:
         "--only", help="only the runs whose label contains this text, e.g. '30,000 people/60 courses, 500 ms'"
     )
     parser.add_argument("--skip-transcripts", action="store_true", help="leave out the transcript rows")
+    parser.add_argument("--skip-memory", action="store_true", help="leave out the memory rows (people + transcripts)")
     parser.add_argument(
         "--transcripts-rate",
         type=float,
@@ -181,13 +193,19 @@ def main() -> int:
     transcript_label = TranscriptRuns(transcript_account, args.transcripts_latency_ms, args.transcripts_rate).label
     if not args.skip_transcripts and (not args.only or args.only in transcript_label):
         transcripts = transcript_runs(transcript_account, args.transcripts_latency_ms, args.transcripts_rate, extra)
+    memory: List[MemoryRun] = []
+    if not args.skip_memory and (not args.only or args.only in MEMORY_LABEL):
+        memory = [memory_run(people, extra) for people in (QUICK_MEMORY_PEOPLE if args.quick else MEMORY_PEOPLE)]
     cpu = None if args.skip_cpu else cpu_run(2_000 if args.quick else CPU_PEOPLE, extra)
 
-    print_summary(runs, cpu)
+    if runs or cpu is not None:
+        print_summary(runs, cpu)
     missed = [problem for run in runs for problem in run.problems]
     if transcripts is not None:
         print_transcript_summary(transcripts)
         missed += transcripts.problems
+    if memory:
+        missed += print_memory_summary(memory)
     if cpu is not None and cpu[0] < MIN_CPU_RECORDS_PER_SECOND:
         missed.append(f"CPU: {cpu[0]:.0f} people records per CPU-second < {MIN_CPU_RECORDS_PER_SECOND}")
     for problem in missed:
@@ -490,6 +508,80 @@ def print_transcript_summary(runs: TranscriptRuns) -> None:
         f"read's {full.requests:,} (bound {runs.bound:.0f} = {runs.bound / full.requests:.3f}); wall "
         f"{second.wall_s:.1f} s against the full read's {full.wall_s:.1f} s; {runs.sweep_note}"
     )
+
+
+@dataclass
+class MemoryRun:
+    """`people` and `transcripts` read together, full refresh, with no rate limit on either side."""
+
+    people: int
+    records: int = 0
+    expected: int = 0
+    requests: int = 0
+    floor: int = 0
+    wall_s: float = 0.0
+    peak_rss_mb: float = 0.0
+    too_many: int = 0
+    returncode: int = 0
+    errors: List[str] = field(default_factory=list)
+
+    @property
+    def requests_ratio(self) -> float:
+        return self.requests / self.floor if self.floor else float("inf")
+
+
+def memory_run(people: int, extra: Dict[str, Any]) -> MemoryRun:
+    """What a sync keeps per parent shows here: people is both a selected stream and the parent list of
+    transcripts, read once for both, and transcripts makes one slice (one partition) per person."""
+    run = MemoryRun(people)
+    sandbox_args = ["--people", str(people), "--courses", "60", "--latency-ms", "0", "--rps", "0"]
+    with SandboxProcess(sandbox_args) as sandbox, tempfile.TemporaryDirectory() as tmp:
+        config = {"api_key": sandbox.api_key, "base_url": sandbox.base_url, "requests_per_second": 1000, **extra}
+        with ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn")) as helper:
+            expected, floors = helper.submit(expected_counts, sandbox.base_url, MEMORY_STREAMS).result()
+        sandbox.admin("reset-stats", "POST")
+        result = run_sync(config, MEMORY_STREAMS, Path(tmp) / "read")
+        stats = sandbox.admin("stats")
+    run.records, run.expected = sum(result.records.values()), sum(expected[name] for name in MEMORY_STREAMS)
+    run.requests, run.floor = stats["requests"], sum(floors.values())
+    run.wall_s, run.peak_rss_mb = result.seconds, result.peak_rss_mb
+    run.too_many, run.returncode, run.errors = stats["by_status"].get("429", 0), result.returncode, result.errors
+    print(
+        f"\n== {MEMORY_LABEL}, {people:,} people: exit code {result.returncode}, {result.seconds:.1f} s, "
+        f"records {result.records}, requests {requests_per_stream(stats)}, peak RSS {result.peak_rss_mb:.0f} MB"
+    )
+    return run
+
+
+def print_memory_summary(runs: List[MemoryRun]) -> List[str]:
+    """The memory rows, and what they missed: peak RSS of the largest against the smallest, each sync whole."""
+    smallest = runs[0]
+    print(
+        f"\n## Memory ({MEMORY_LABEL}; targets: peak RSS <= {MAX_MEMORY_RATIO} x the {smallest.people:,}-person "
+        f"run's, requests <= {MAX_REQUESTS_RATIO} x floor)"
+    )
+    print("| people | records | requests / floor | wall s | records/s | 429s | peak RSS MB (x smallest) |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    problems: List[str] = []
+    for run in runs:
+        ratio = run.peak_rss_mb / smallest.peak_rss_mb
+        print(
+            f"| {run.people:,} | {run.records:,} | {run.requests:,} / {run.floor:,} = {run.requests_ratio:.3f} "
+            f"| {run.wall_s:.1f} | {run.records / run.wall_s:.0f} | {run.too_many} | {run.peak_rss_mb:.0f} ({ratio:.2f}) |"
+        )
+        label = f"{MEMORY_LABEL}, {run.people:,} people"
+        if run.returncode != 0 or run.errors:
+            problems.append(f"{label}: exit code {run.returncode}, errors {run.errors[:3]}")
+        if run.records != run.expected:
+            problems.append(f"{label}: {run.records} records, expected {run.expected}")
+        if run.requests_ratio > MAX_REQUESTS_RATIO:
+            problems.append(f"{label}: requests {run.requests_ratio:.3f} x floor > {MAX_REQUESTS_RATIO}")
+        if ratio > MAX_MEMORY_RATIO:
+            problems.append(
+                f"{label}: peak RSS {run.peak_rss_mb:.0f} MB = {ratio:.2f} x the {smallest.people:,}-person run's "
+                f"{smallest.peak_rss_mb:.0f} MB > {MAX_MEMORY_RATIO}"
+            )
+    return problems
 
 
 def cpu_run(people: int, extra: Dict[str, Any]) -> Tuple[float, float, int]:
