@@ -25,6 +25,7 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.sources.streams.concurrent.adapters import StreamFacade
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, FinalStateCursor
 from airbyte_cdk.sources.streams.concurrent.partitions.types import QueueItem
+from airbyte_cdk.sources.utils.slice_logger import DebugSliceLogger
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator
@@ -79,7 +80,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         # States go through the record queue, behind the records they account for (see checkpoint.py).
         self._ordered_repository = OrderedMessageRepository(queue, self._message_repository)
         concurrent_source = ConcurrentSource.create(
-            workers, generators, logger, self._slice_logger, self.message_repository, queue=queue
+            workers, generators, logger, DebugSliceLogger(), self.message_repository, queue=queue
         )
         super().__init__(concurrent_source)
         self.catalog = catalog
