@@ -7,17 +7,18 @@ import time
 from abc import ABC
 from datetime import datetime
 from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Tuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
 from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.http import HttpStream, HttpSubStream
+from airbyte_cdk.sources.streams.http import HttpClient, HttpStream, HttpSubStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator, origin
+from .cdk_internals import wrapped_exception
 from .checkpoint import ParentCheckpoint, StreamCheckpoint
 from .config import NorthpassConfig
 from .cursor import CREATED_AT, UPDATED_AT, SyncClock, format_timestamp, records_since
@@ -35,7 +36,7 @@ from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, Par
 from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
 from .paging import endpoint as _endpoint
 from .progress import SyncProgress
-from .rate_limit import PacedAdapter
+from .rate_limit import PacedSession
 from .records import PLAIN, DerivedId, RecordShape, WebhookPayload
 
 ACCEPT_JSON = {"Accept": "application/json"}  # as the API's documentation asks
@@ -81,12 +82,19 @@ class NorthpassStream(HttpStream, ABC):
         # Set by the first 403 of this stream in this sync, which fails it: nothing more of it is requested.
         self._refused = threading.Event()
         self._refused_lock = threading.Lock()
-        # The CDK's session would take the limiter's call before the connection is open; PacedAdapter takes it on
-        # the open connection, just before the request is written. Every page in flight keeps its connection.
         super().__init__(authenticator=authenticator)
-        paced = PacedAdapter(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
-        for scheme in list(self._http_client._session.adapters):  # https, and http for a loopback base_url
-            self._http_client._session.mount(scheme, paced)
+        # The CDK's session would take the limiter's call before the connection is open; PacedSession takes it on
+        # the open connection, just before the request is written. Every page in flight keeps its connection.
+        # HttpStream builds a client of its own on a session it keeps private: this stream never sends through it.
+        self.session = PacedSession(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
+        self.http_client = HttpClient(
+            name=self.name,
+            logger=self.logger,
+            error_handler=self.get_error_handler(),
+            session=self.session,
+            authenticator=authenticator,
+            backoff_strategy=self.get_backoff_strategy(),
+        )
 
     @property
     def forbidden(self) -> bool:
@@ -273,14 +281,25 @@ class NorthpassStream(HttpStream, ABC):
     ) -> Tuple[requests.PreparedRequest, requests.Response]:
         started = time.monotonic()
         try:
-            request, response = self._fetch_next_page(stream_slice, stream_state, next_page_token)
+            request, response = self.http_client.send_request(
+                http_method=self.http_method,
+                url=urljoin(
+                    self.url_base,
+                    self.path(stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token),
+                ),
+                request_kwargs=self.request_kwargs(stream_state, stream_slice, next_page_token),
+                headers=self.request_headers(stream_state, stream_slice, next_page_token),
+                params=self.request_params(stream_state, stream_slice, next_page_token),
+                dedupe_query_params=True,
+                exit_on_rate_limit=self.exit_on_rate_limit,
+            )
         except AirbyteTracedException as exc:
-            cause = exc._exception
+            cause = wrapped_exception(exc)
             if not isinstance(cause, BaseBackoffException):
                 # The CDK puts its dump of the request and response in internal_message, which the
                 # end-of-sync summary shows; the user should read the sentence meant for them there too.
                 raise failure(exc.message or str(exc), exc.failure_type or FailureType.system_error) from exc
-            attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"  # type: ignore[arg-type]
+            attempts = self.session.attempts(cause.request) or "several"
             last = describe_last_answer(cause)
             message = (
                 f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "

@@ -200,6 +200,6 @@ def test_given_base_url_of_either_scheme_when_a_stream_sends_then_it_goes_throug
     config = NorthpassConfig.parse({"api_key": "key", "base_url": base_url})
     stream = People(config, ApiKeyAuthenticator(config.api_key, config.base_url), CountingBudget())
 
-    adapter = stream._http_client._session.get_adapter(f"{config.api_root}people")
+    adapter = stream.session.get_adapter(f"{config.api_root}people")
 
     assert isinstance(adapter, PacedAdapter)
