@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC
@@ -43,6 +44,17 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10
 # Slice key of an incremental read: the cursor value from which records are wanted.
 SINCE = "since"
 MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (used in production by other clients)
+# Lines of evidence reads ("Stream events: the Northpass API honoured ..."): at DEBUG, below the platform's INFO, so a
+# sync where those streams are not selected never shows them. Warnings and errors still reach the log.
+
+
+class _InfoAsDebug(logging.Logger):
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+EVIDENCE_LOGGER = _InfoAsDebug("airbyte.evidence")
+EVIDENCE_LOGGER.parent = logging.getLogger("airbyte")  # the platform's handler and level; shown with --debug
 
 
 class NorthpassStream(HttpStream, ABC):
@@ -67,8 +79,18 @@ class NorthpassStream(HttpStream, ABC):
     # so its requests take the rate limiter's next free call before those of child collections.
     critical_path = True
 
-    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
+    def __init__(
+        self,
+        config: NorthpassConfig,
+        authenticator: ApiKeyAuthenticator,
+        api_budget: APIBudget,
+        evidence_for: Optional[str] = None,
+    ):
         self._config = config
+        # Set for a read made only as evidence for another stream (transcripts.py): its own lines go to DEBUG, and the
+        # reader says what it read in its one line; it never speaks as if it were a selected stream.
+        self.evidence_for = evidence_for
+        self.pages_read = 0  # pages read by this instance: the evidence line counts them (one thread reads evidence)
         # Set by the source when child streams read this list: the one read of it they share (listing.py).
         self.listing: Optional[ParentListing[NorthpassStream]] = None
         # Set by the source for an incremental read: records updated before it are not wanted.
@@ -92,6 +114,12 @@ class NorthpassStream(HttpStream, ABC):
     def forbidden(self) -> bool:
         """Whether the API answered 403 to this stream in this sync: it failed, once, with `errors.Refused`."""
         return self._refused.is_set()
+
+    @property
+    def logger(self) -> logging.Logger:
+        if self.evidence_for:
+            return EVIDENCE_LOGGER
+        return super().logger
 
     @property
     def url_base(self) -> str:
@@ -258,6 +286,7 @@ class NorthpassStream(HttpStream, ABC):
             ):
                 records += 1
                 yield record
+            self.pages_read += 1
             if self.progress:
                 self.progress.page_read(self.name, records, len(page.response.content))
 
