@@ -33,7 +33,7 @@ from .errors import (
     jsonapi_list,
 )
 from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince
-from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
+from .paging import MAX_PAGES_IN_FLIGHT, PageBudget, PageChain, page_number
 from .paging import endpoint as _endpoint
 from .progress import SyncProgress
 from .rate_limit import PacedAdapter
@@ -90,7 +90,6 @@ class NorthpassStream(HttpStream, ABC):
         # Set for a read made only as evidence for another stream (transcripts.py): its own lines go to DEBUG, and the
         # reader says what it read in its one line; it never speaks as if it were a selected stream.
         self.evidence_for = evidence_for
-        self.pages_read = 0  # pages read by this instance: the evidence line counts them (one thread reads evidence)
         # Set by the source when child streams read this list: the one read of it they share (listing.py).
         self.listing: Optional[ParentListing[NorthpassStream]] = None
         # Set by the source for an incremental read: records updated before it are not wanted.
@@ -247,9 +246,14 @@ class NorthpassStream(HttpStream, ABC):
         else:
             yield from self.listing.take()
 
-    def _read(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]) -> Iterator[Any]:
+    def _read(
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
+    ) -> Iterator[Any]:
         """The records of one read: at or after the slice's cursor value if it has one, as the leaf keeps them."""
-        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state)
+        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state, budget)
         since = (stream_slice or {}).get(SINCE)
         if since:
             records = records_since(
@@ -263,14 +267,21 @@ class NorthpassStream(HttpStream, ABC):
             )
         return iter(self.shape.kept(records, since, self.logger, self.name))
 
-    def read_list(self, since: Optional[datetime]) -> Iterator[Mapping[str, Any]]:
-        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py)."""
-        return self._read({SINCE: format_timestamp(since)} if since else None, {})
+    def read_list(self, since: Optional[datetime], budget: Optional[PageBudget] = None) -> Iterator[Mapping[str, Any]]:
+        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py). With a
+        `budget`, at most that many pages (the budget says whether it stopped short)."""
+        return self._read({SINCE: format_timestamp(since)} if since else None, {}, budget)
 
     def read_pages(
-        self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
     ) -> Iterator[Mapping[str, Any]]:
         """The records of one list (one slice), in page order. How the pages are requested is `paging.PageChain`'s."""
+        if budget is not None and budget.read >= budget.pages:
+            budget.exhausted = True
+            return  # nothing left to spend: not even the first page
         chain = PageChain(
             self.name,
             fetch=lambda token: self._fetch_page(stream_slice, stream_state, token),
@@ -280,13 +291,14 @@ class NorthpassStream(HttpStream, ABC):
             critical_path=self.critical_path,
         )
         for page in chain:
+            if budget is not None and not budget.take():
+                return  # leaving the loop closes the chain: no further page is requested
             records = 0
             for record in self.parse_response(
                 page.response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=page.token
             ):
                 records += 1
                 yield record
-            self.pages_read += 1
             if self.progress:
                 self.progress.page_read(self.name, records, len(page.response.content))
 

@@ -32,6 +32,7 @@ from .checkpoint import CHECKPOINT_INTERVAL_SECONDS, ParentCheckpoint, checkpoin
 from .cursor import SyncClock, format_timestamp, parse_timestamp
 from .errors import Refused, failure
 from .listing import ChosenParent, ListedId
+from .paging import PageBudget
 
 if TYPE_CHECKING:
     from .streams import NorthpassStream
@@ -251,18 +252,12 @@ def people_named_since(stream_name: str, *logs: NorthpassStream) -> Callable[[da
 
     def named(since: datetime, max_pages: int) -> Evidence:
         evidence = Evidence(set())
-        assert evidence.people is not None
-        spent = 0
+        people: Set[Any] = set()
         for log in logs:
             label = EVIDENCE_LOGS.get(log.name, log.name)
-            log.pages_read = 0
-            records = log.read_list(since)
+            budget = PageBudget(max_pages - sum(evidence.pages.values()))
             try:
-                for record in records:
-                    evidence.people.add(record.get("person_id"))
-                    if spent + log.pages_read >= max_pages:  # a page beyond the budget: stop
-                        evidence.cut_short.append(label)
-                        break
+                people.update(record.get("person_id") for record in log.read_list(since, budget))
             except Refused:
                 return Evidence(None)
             except AirbyteTracedException as exc:
@@ -272,15 +267,11 @@ def people_named_since(stream_name: str, *logs: NorthpassStream) -> Callable[[da
                     f"{exc.message or exc}"
                 )
                 raise failure(message, exc.failure_type or FailureType.system_error) from exc
-            finally:
-                close = getattr(records, "close", None)
-                if close is not None:
-                    close()  # a read stopped at the budget requests no further page
-            evidence.pages[label] = log.pages_read
-            spent += log.pages_read
-            if evidence.cut_short:
-                break
-        evidence.people.discard(None)
+            evidence.pages[label] = budget.read
+            if budget.exhausted:
+                evidence.cut_short.append(label)
+        people.discard(None)
+        evidence.people = people
         return evidence
 
     return named
