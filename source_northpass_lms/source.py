@@ -194,7 +194,8 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         ]
         # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
         # streams have their own cursors.
-        self._people_named_since = people_named_since(transcripts.name, Events(*deps), QuizAttempts(*deps))
+        evidence = (Events(*deps, evidence_for=transcripts.name), QuizAttempts(*deps, evidence_for=transcripts.name))
+        self._people_named_since = people_named_since(transcripts.name, *evidence)
         clock = SyncClock()
         configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
         state_manager = ConnectorStateManager(state=self._state)

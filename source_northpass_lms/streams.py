@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC
@@ -33,7 +34,7 @@ from .errors import (
     jsonapi_list,
 )
 from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince
-from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
+from .paging import MAX_PAGES_IN_FLIGHT, PageBudget, PageChain, page_number
 from .paging import endpoint as _endpoint
 from .progress import SyncProgress
 from .rate_limit import PacedSession
@@ -44,6 +45,17 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10
 # Slice key of an incremental read: the cursor value from which records are wanted.
 SINCE = "since"
 MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (used in production by other clients)
+# Lines of evidence reads ("Stream events: the Northpass API honoured ..."): at DEBUG, below the platform's INFO, so a
+# sync where those streams are not selected never shows them. Warnings and errors still reach the log.
+
+
+class _InfoAsDebug(logging.Logger):
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+EVIDENCE_LOGGER = _InfoAsDebug("airbyte.evidence")
+EVIDENCE_LOGGER.parent = logging.getLogger("airbyte")  # the platform's handler and level; shown with --debug
 
 
 class NorthpassStream(HttpStream, ABC):
@@ -68,8 +80,17 @@ class NorthpassStream(HttpStream, ABC):
     # so its requests take the rate limiter's next free call before those of child collections.
     critical_path = True
 
-    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
+    def __init__(
+        self,
+        config: NorthpassConfig,
+        authenticator: ApiKeyAuthenticator,
+        api_budget: APIBudget,
+        evidence_for: Optional[str] = None,
+    ):
         self._config = config
+        # Set for a read made only as evidence for another stream (transcripts.py): its own lines go to DEBUG, and the
+        # reader says what it read in its one line; it never speaks as if it were a selected stream.
+        self.evidence_for = evidence_for
         # Set by the source when child streams read this list: the one read of it they share (listing.py).
         self.listing: Optional[ParentListing[NorthpassStream]] = None
         # Set by the source for an incremental read: records updated before it are not wanted.
@@ -100,6 +121,12 @@ class NorthpassStream(HttpStream, ABC):
     def forbidden(self) -> bool:
         """Whether the API answered 403 to this stream in this sync: it failed, once, with `errors.Refused`."""
         return self._refused.is_set()
+
+    @property
+    def logger(self) -> logging.Logger:
+        if self.evidence_for:
+            return EVIDENCE_LOGGER
+        return super().logger
 
     @property
     def url_base(self) -> str:
@@ -227,9 +254,14 @@ class NorthpassStream(HttpStream, ABC):
         else:
             yield from self.listing.take()
 
-    def _read(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]) -> Iterator[Any]:
+    def _read(
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
+    ) -> Iterator[Any]:
         """The records of one read: at or after the slice's cursor value if it has one, as the leaf keeps them."""
-        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state)
+        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state, budget)
         since = (stream_slice or {}).get(SINCE)
         if since:
             records = records_since(
@@ -243,14 +275,21 @@ class NorthpassStream(HttpStream, ABC):
             )
         return iter(self.shape.kept(records, since, self.logger, self.name))
 
-    def read_list(self, since: Optional[datetime]) -> Iterator[Mapping[str, Any]]:
-        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py)."""
-        return self._read({SINCE: format_timestamp(since)} if since else None, {})
+    def read_list(self, since: Optional[datetime], budget: Optional[PageBudget] = None) -> Iterator[Mapping[str, Any]]:
+        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py). With a
+        `budget`, at most that many pages (the budget says whether it stopped short)."""
+        return self._read({SINCE: format_timestamp(since)} if since else None, {}, budget)
 
     def read_pages(
-        self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
     ) -> Iterator[Mapping[str, Any]]:
         """The records of one list (one slice), in page order. How the pages are requested is `paging.PageChain`'s."""
+        if budget is not None and budget.read >= budget.pages:
+            budget.exhausted = True
+            return  # nothing left to spend: not even the first page
         chain = PageChain(
             self.name,
             fetch=lambda token: self._fetch_page(stream_slice, stream_state, token),
@@ -260,6 +299,8 @@ class NorthpassStream(HttpStream, ABC):
             critical_path=self.critical_path,
         )
         for page in chain:
+            if budget is not None and not budget.take():
+                return  # leaving the loop closes the chain: no further page is requested
             records = 0
             for record in self.parse_response(
                 page.response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=page.token
