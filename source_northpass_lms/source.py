@@ -263,9 +263,10 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             )
             parents = ParentsSince(cursor_field, cursor.lower_bound) if child else None
             return ReadPlan(cursor=cursor, lower_bound=cursor.lower_bound, parents=parents, run=run)
+        # Said when a checkpoint cannot be honoured (no sync_id, another one): this read reads the whole stream.
+        incoming = checkpoint_for(name, sync_id, state, logger) if configured_stream else None
         if sync_id is None:
             return ReadPlan(cursor=FinalStateCursor(name, None, self.message_repository), run=run)
-        incoming = checkpoint_for(name, sync_id, state, logger)
         args = (name, None, sync_id, incoming, self._ordered_repository, state_manager, logger)
         checkpoint = (
             ParentCheckpoint(*args, parent_key=leaf.parent_key, refused=lambda: run.refused)  # type: ignore[attr-defined]
