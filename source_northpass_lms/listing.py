@@ -11,6 +11,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .cursor import parse_timestamp
 from .errors import failure
+from .sync import ListingPlan
 
 ListedId = Tuple[Any, Any]  # (parent id, the parent's cursor value or None)
 ChosenParent = Tuple[Any, Mapping[str, Any]]  # (parent id, what its slice carries beside the id)
@@ -44,12 +45,12 @@ class ParentListing(Generic[Listed]):
     can end COMPLETE on a truncated list. A retried attempt of the sync reads the list again.
     """
 
-    def __init__(self, stream: Listed) -> None:
+    def __init__(self, stream: Listed, plan: ListingPlan) -> None:
         self.stream = stream
-        self.emits_records = False  # the parent stream is selected: it emits this read's records
+        self.emits_records = plan.emits_records  # the parent stream is selected: it emits this read's records
         # Set when every reader of the listing is incremental: the list is read from the earliest of their
         # cursors instead of whole. A reader that needs every parent leaves it None.
-        self.since: Optional[datetime] = None
+        self.since: Optional[datetime] = plan.since
         self._records: Optional[List[Mapping[str, Any]]] = None
         self._ids: Optional[List[ListedId]] = None
         self._failure: Optional[AirbyteTracedException] = None  # why the one read of this sync failed

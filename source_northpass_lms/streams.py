@@ -12,16 +12,14 @@ from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.call_rate import APIBudget
 from airbyte_cdk.sources.streams.http import HttpClient, HttpStream, HttpSubStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .auth import ApiKeyAuthenticator, origin
+from .auth import origin
 from .cdk_internals import wrapped_exception
 from .checkpoint import ParentCheckpoint, StreamCheckpoint
-from .config import NorthpassConfig
 from .cursor import CREATED_AT, UPDATED_AT, SyncClock, format_timestamp, records_since
 from .errors import (
     NorthpassBackoff,
@@ -39,6 +37,7 @@ from .paging import endpoint as _endpoint
 from .progress import SyncProgress
 from .rate_limit import PacedSession
 from .records import PLAIN, DerivedId, RecordShape, WebhookPayload
+from .sync import ReadPlan, SyncContext
 
 ACCEPT_JSON = {"Accept": "application/json"}  # as the API's documentation asks
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
@@ -80,29 +79,36 @@ class NorthpassStream(HttpStream, ABC):
     # so its requests take the rate limiter's next free call before those of child collections.
     critical_path = True
 
+    # A parent list of child streams (courses, groups, people, ...): read once per sync for all (listing.py).
+    lists_for_children = False
+
     def __init__(
         self,
-        config: NorthpassConfig,
-        authenticator: ApiKeyAuthenticator,
-        api_budget: APIBudget,
+        context: SyncContext,
+        plan: Optional[ReadPlan] = None,
         evidence_for: Optional[str] = None,
     ):
-        self._config = config
+        """`context` is what the sync shares, `plan` how this stream reads in it (sync.py): nothing of a stream is
+        set from outside once it is built. Without a plan, a full read with nothing to resume."""
+        plan = plan or ReadPlan()
+        config = self._config = context.config
         # Set for a read made only as evidence for another stream (transcripts.py): its own lines go to DEBUG, and the
         # reader says what it read in its one line; it never speaks as if it were a selected stream.
         self.evidence_for = evidence_for
-        # Set by the source when child streams read this list: the one read of it they share (listing.py).
-        self.listing: Optional[ParentListing[NorthpassStream]] = None
-        # Set by the source for an incremental read: records updated before it are not wanted.
-        self.lower_bound: Optional[datetime] = None
-        # Set by the source when this attempt may resume an earlier one of the same sync (checkpoint.py).
-        self.checkpoint: Optional[StreamCheckpoint] = None
-        self.progress: Optional[SyncProgress] = None
-        # Set by the source: every answer's Date header tells it when the sync started by the API's clock.
-        self.clock: Optional[SyncClock] = None
-        # Set by the first 403 of this stream in this sync, which fails it: nothing more of it is requested.
-        self._refused = threading.Event()
-        self._refused_lock = threading.Lock()
+        # The one read of this list that its child streams share (listing.py), when it has children.
+        self.listing: Optional[ParentListing[NorthpassStream]] = (
+            ParentListing(self, plan.listing) if self.lists_for_children else None
+        )
+        # An incremental read: records updated (or created) before it are not wanted.
+        self.lower_bound: Optional[datetime] = plan.lower_bound
+        # This attempt may resume an earlier one of the same sync (checkpoint.py).
+        self.checkpoint: Optional[StreamCheckpoint] = plan.checkpoint
+        self.progress: Optional[SyncProgress] = context.progress
+        # Every answer's Date header tells it when the sync started by the API's clock.
+        self.clock: Optional[SyncClock] = context.clock
+        # Shared with the stream's cursor: the first 403 marks it refused, which fails it (nothing more is requested).
+        self._run = plan.run
+        authenticator, api_budget = context.authenticator, context.budget
         super().__init__(authenticator=authenticator)
         # The CDK's session would take the limiter's call before the connection is open; PacedSession takes it on
         # the open connection, just before the request is written. Every page in flight keeps its connection.
@@ -120,7 +126,7 @@ class NorthpassStream(HttpStream, ABC):
     @property
     def forbidden(self) -> bool:
         """Whether the API answered 403 to this stream in this sync: it failed, once, with `errors.Refused`."""
-        return self._refused.is_set()
+        return self._run.refused
 
     @property
     def logger(self) -> logging.Logger:
@@ -379,9 +385,7 @@ class NorthpassStream(HttpStream, ABC):
                 FailureType.config_error,
             )
         if response.status_code == 403:
-            with self._refused_lock:
-                first = not self._refused.is_set()
-                self._refused.set()
+            first = self._run.refuse()
             if first or not isinstance(self, NorthpassSubStream):
                 raise self._refusal(_endpoint(response.url), stream_slice)
             # Another parent's 403 answered while the first was failing the stream: the stream has failed once.
@@ -439,25 +443,24 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
     def __init__(
-        self,
-        listing: ParentListing[NorthpassStream],
-        config: NorthpassConfig,
-        authenticator: ApiKeyAuthenticator,
-        api_budget: APIBudget,
+        self, listing: ParentListing[NorthpassStream], context: SyncContext, plan: Optional[ReadPlan] = None
     ) -> None:
+        plan = plan or ReadPlan()
         self._empty_collections = EmptyCollections()
         self.parent_listing = listing
-        # Which parents this sync reads (listing.py): every one, each slice carrying the parent's cursor value when
-        # the child's records carry it; the source narrows it for an incremental read.
-        self.parents: ParentChoice = (
+        # Which parents this sync reads (listing.py): the plan's (an incremental read narrows them), else every one,
+        # each slice carrying the parent's cursor value when the child's records carry it.
+        self.parents: ParentChoice = plan.parents or (
             ParentsSince(str(self.cursor_field), None)
             if self.cursor_field and self.cursor_from_parent
             else EveryParent()
         )
-        super().__init__(parent=listing.stream, config=config, authenticator=authenticator, api_budget=api_budget)
-        # How many slices this read made, once it has made them all: an incremental child's cursor commits
-        # only when that many have been read to their end.
-        self.slices_total: Optional[int] = None
+        super().__init__(parent=listing.stream, context=context, plan=plan)
+
+    @property
+    def slices_total(self) -> Optional[int]:
+        """How many slices this read made, once it has made them all (its cursor reads it from the plan's run)."""
+        return self._run.slices_total
 
     @property
     def primary_key(self) -> List[str]:  # type: ignore[override]
@@ -472,7 +475,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         """One slice per parent whose collection this attempt reads (see `parent_slices`)."""
         if self.checkpoint and self.checkpoint.stream_done:
             return
-        self.slices_total = None
+        self._run.slices_total = None
         parent_slices = list(self.parent_slices())  # one small mapping per parent, counted for the 404 summary
         self._empty_collections.start(len(parent_slices))
         if self.progress:
@@ -481,7 +484,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
             if self.forbidden:
                 return  # refused for one parent: the stream has failed, its other parents are not asked
             yield parent_slice
-        self.slices_total = len(parent_slices)
+        self._run.slices_total = len(parent_slices)
 
     def parent_slices(self) -> Iterator[Mapping[str, Any]]:
         """The parents of the listing this sync reads (`parents`), less those an earlier attempt of the same
@@ -552,6 +555,7 @@ class People(NorthpassStream):
 
     endpoint = "people"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Courses(NorthpassStream):
@@ -559,6 +563,7 @@ class Courses(NorthpassStream):
 
     endpoint = "courses"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Groups(NorthpassStream):
@@ -566,6 +571,7 @@ class Groups(NorthpassStream):
 
     endpoint = "groups"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class LearningPaths(NorthpassStream):
@@ -573,6 +579,7 @@ class LearningPaths(NorthpassStream):
 
     endpoint = "learning-paths"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Categories(NorthpassStream):
@@ -645,6 +652,7 @@ class QuizAttempts(NorthpassStream):
     """
 
     endpoint = "webhooks"
+    lists_for_children = True
     max_page_size = 50  # the webhook log serves at most 50 messages a page
     cursor_field = "webhook_created_at"
     cursor_attribute = CREATED_AT
