@@ -1,6 +1,6 @@
 """The connector image, built from the Dockerfile and run as Airbyte runs it, against the sandbox.
 
-Built once for the module (integration_tests/image.py: docker, or buildah on a stand-in base image); each command
+Built once for the module (tools/image.py: docker, or buildah on a stand-in base image); each command
 runs the image's ENTRYPOINT as its USER, with its files mounted read-only and the host's network, where the sandbox
 listens on 127.0.0.1. Without an engine the module skips, saying why; with CI=true it fails instead. RUN_IMAGE=0
 skips it (scripts/test.sh passes it on).
@@ -17,10 +17,10 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import pytest
 
-from integration_tests.image import FILES_IN_CONTAINER, ConnectorImage, ImageEngineUnavailable, build_connector_image
-from integration_tests.lock import for_python, installed_against_lock, locked_versions, pyproject_package
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import PRIMARY_KEYS
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.data import PRIMARY_KEYS
+from tools.image import FILES_IN_CONTAINER, ConnectorImage, ImageEngineUnavailable, build_connector_image
+from tools.lock import for_python, installed_against_lock, locked_versions, pyproject_package
 
 from .conftest import CliRun, catalog_for, keyed
 

@@ -41,12 +41,12 @@ find_python() {
   echo "$candidate"
 }
 
-# Imports every module of the project: the connector, the sandbox, the demo, the benchmark and the tests.
+# Imports every module of the project: the connector, the sandbox, the tools and the tests.
 IMPORT_EVERY_MODULE='
 import importlib, pathlib
 names = ["main", "conftest"] + sorted(
     ".".join(path.with_suffix("").parts).removesuffix(".__init__")
-    for folder in ("source_northpass_lms", "integration_tests", "unit_tests")
+    for folder in ("source_northpass_lms", "sandbox", "tools", "integration_tests", "unit_tests")
     for path in pathlib.Path(folder).rglob("*.py")
 )
 for name in names:
@@ -138,7 +138,7 @@ for spec in "${versions[@]}"; do
       step="install airbyte-cdk ($cdk)" && install_cdk &&
       step="import every module" && modules="$("$venv/bin/python" -c "$IMPORT_EVERY_MODULE")" &&
       step="unit tests" && "$venv/bin/python" -m pytest -q -p no:cacheprovider unit_tests "${deselect[@]}" &&
-      step="CLI sync" && "$venv/bin/python" -m integration_tests.demo --people 300 --courses 6 --latency-ms 0 \
+      step="CLI sync" && "$venv/bin/python" -m tools.demo --people 300 --courses 6 --latency-ms 0 \
         --requests-per-second 50 --output "$venv/demo-output"
   } >"$log" 2>&1
   status=$?

@@ -338,3 +338,9 @@ def test_wheel_declares_the_console_script(wheel: zipfile.ZipFile) -> None:
     text = wheel.read(entry_points).decode()
     assert re.search(r"^\[console_scripts\]$", text, re.M)
     assert re.search(rf"^source-northpass-lms\s*=\s*{PACKAGE}\.run:run$", text, re.M)
+
+
+def test_wheel_holds_only_the_connector_package(wheel: zipfile.ZipFile) -> None:
+    """The sandbox, the tools and the tests are top-level folders beside the package, and stay out of the wheel."""
+    top_level = {name.split("/")[0] for name in wheel.namelist()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {PACKAGE}

@@ -14,7 +14,7 @@ import pytest
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
-from integration_tests.lock import (
+from tools.lock import (
     dependency_closure,
     for_python,
     locked_versions,

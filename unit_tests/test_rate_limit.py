@@ -11,7 +11,7 @@ from typing import Any, List, Optional
 import pytest
 import requests
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
 from source_northpass_lms.cursor import SyncClock
