@@ -5,7 +5,7 @@ Usage::
     from sandbox import SandboxServer, SandboxOptions, FaultConfig
 
     with SandboxServer(SandboxOptions(seed=42, requests_per_second=10)) as sb:
-        sb.base_url                    # http://127.0.0.1:PORT (no /v2)
+        sb.base_url                    # its root, plain HTTP on 127.0.0.1:PORT (no /v2)
         sb.expected_records("people")  # what the connector should emit
         sb.mutate()                    # change data between two syncs
         sb.add_activity()              # new events and quiz attempts (learning activity logs)

@@ -115,7 +115,7 @@ def _start_sandbox(args: argparse.Namespace) -> Tuple[subprocess.Popen[str], str
         sandbox.kill()
         raise SystemExit(f"the sandbox exited before printing its address: {' '.join(command)}")
     base_url = json.loads(line)["base_url"]
-    if not base_url.startswith("http://127.0.0.1:"):
+    if not base_url.startswith("http://127.0.0.1:"):  # ignore-https-check: the sandbox, plain HTTP on loopback
         sandbox.kill()
         raise SystemExit(f"the sandbox is not on 127.0.0.1: {base_url}")
     return sandbox, base_url
