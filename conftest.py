@@ -17,7 +17,7 @@ from typing import Any, Dict, Iterator
 import pytest
 from airbyte_cdk.test.standard_tests.docker_base import DockerConnectorTestSuite
 
-from integration_tests.image import docker_engine_unavailable
+from tools.image import docker_engine_unavailable
 
 CONNECTOR_ROOT = Path(__file__).resolve().parent
 VALID_CONFIG = CONNECTOR_ROOT / "secrets" / "sandbox_config.json"
@@ -33,7 +33,7 @@ IMAGE_TESTS_NEEDING_THE_SANDBOX = frozenset(
 @pytest.fixture(scope="session")
 def standard_suite_sandbox_configs() -> Iterator[Dict[str, Any]]:
     """Start the sandbox and write the scenarios' configs with its base_url; remove them afterwards."""
-    from integration_tests.sandbox import SandboxOptions, SandboxServer
+    from sandbox import SandboxOptions, SandboxServer
 
     with SandboxServer(SandboxOptions(seed=42, people=200, courses=8, requests_per_second=None)) as sandbox:
         # The sandbox does not rate limit; the connector's own pace is set to its maximum to keep the suite fast.

@@ -14,8 +14,8 @@ from typing import Any, Dict, List
 
 import pytest
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import ACTIVITY_STREAMS, PRIMARY_KEYS, parse_ts
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.data import ACTIVITY_STREAMS, PRIMARY_KEYS, parse_ts
 
 from .conftest import CliRun, catalog_for, keyed, run_cli
 

@@ -1,7 +1,7 @@
 """Airbyte's QA checks pass on this repository laid out as Airbyte's monorepo, documentation-template checks included.
 
-integration_tests/run_airbyte_qa.sh installs the pinned `airbyte-internal-ops` into `.venv-qa/` on first use
-(about 4 minutes, 860 MB) and runs integration_tests/airbyte_qa.py, which runs every check offline (see its
+scripts/airbyte-qa.sh installs the pinned `airbyte-internal-ops` into `.venv-qa/` on first use
+(about 4 minutes, 860 MB) and runs tools/airbyte_qa.py, which runs every check offline (see its
 docstring for the three lookups answered locally). `RUN_AIRBYTE_QA=0` skips this test, except in CI.
 """
 
@@ -15,7 +15,7 @@ from typing import Dict, List
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent / "run_airbyte_qa.sh"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "airbyte-qa.sh"
 TIMEOUT_SECONDS = 1200  # a first run installs about 430 packages before the checks' half minute
 
 # The only results other than PASSED, each with the reason it is right for this connector.

@@ -9,8 +9,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import CHILD_STREAMS, PERSON_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.data import CHILD_STREAMS, PERSON_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS
 from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import catalog_for, keyed, run_cli

@@ -14,7 +14,7 @@ import pytest
 from airbyte_cdk.models import AirbyteMessageSerializer, Type
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms.run import NorthpassEntrypoint, _source
 
 from .conftest import catalog_for, keyed, run_cli

@@ -9,8 +9,8 @@ from typing import Iterator
 
 import pytest
 
-from integration_tests.harness import request_floor
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
+from tools.harness import request_floor
 
 from .conftest import HERE, catalog_for, keyed, run_cli
 

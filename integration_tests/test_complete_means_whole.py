@@ -15,8 +15,8 @@ from airbyte_cdk.models import AirbyteStateMessage, FailureType, SyncMode
 from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.server import FaultConfig
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.server import FaultConfig
 from source_northpass_lms import SourceNorthpassLms
 
 from .conftest import READ_TIME_COLUMNS, without_nulls

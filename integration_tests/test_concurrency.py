@@ -15,7 +15,7 @@ from airbyte_cdk.test.catalog_builder import CatalogBuilder
 from airbyte_cdk.test.entrypoint_wrapper import read
 from urllib3.connection import HTTPConnection
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms import SourceNorthpassLms
 from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT
 

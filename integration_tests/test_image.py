@@ -1,6 +1,6 @@
 """The connector image, built from the Dockerfile and run as Airbyte runs it, against the sandbox.
 
-Built once for the module (integration_tests/image.py: docker, or buildah on a stand-in base image); each command
+Built once for the module (tools/image.py: docker, or buildah on a stand-in base image); each command
 runs the image's ENTRYPOINT as its USER, with its files mounted read-only and the host's network, where the sandbox
 listens on 127.0.0.1. Without an engine the module skips, saying why; with CI=true it fails instead. RUN_IMAGE=0
 skips it (scripts/test.sh passes it on).
@@ -17,9 +17,10 @@ from typing import Any, Dict, Iterator, Mapping, Optional, Tuple
 
 import pytest
 
-from integration_tests.image import FILES_IN_CONTAINER, ConnectorImage, ImageEngineUnavailable, build_connector_image
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import PRIMARY_KEYS
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.data import PRIMARY_KEYS
+from tools.image import FILES_IN_CONTAINER, ConnectorImage, ImageEngineUnavailable, build_connector_image
+from tools.lock import for_python, installed_against_lock, locked_versions, pyproject_package
 
 from .conftest import CliRun, catalog_for, keyed
 
@@ -80,6 +81,46 @@ def test_image_runs_its_entrypoint_as_airbyte_says_it_does_as_the_non_root_user(
     assert env["AIRBYTE_ENTRYPOINT"].split() == config["Entrypoint"] == ["/entrypoint.sh"]
     assert config["User"] == "airbyte"
     assert config["WorkingDir"] == "/airbyte/integration_code"
+
+
+def test_image_holds_exactly_poetry_locks_versions_and_otherwise_only_what_its_base_image_has(
+    image: ConnectorImage,
+) -> None:
+    """Every package installed in the image is the lock's main group at the lock's version (for the image's Python,
+    by the markers it reports), the connector itself at pyproject.toml's version, or came with the base image."""
+    built = image.python_report()
+    base = image.python_report(of_base_image=True)
+
+    compared = installed_against_lock(built.environment, built.distributions, base.distributions)
+
+    assert not compared.mismatched, f"the image's versions differ from poetry.lock's: {compared.mismatched}"
+    assert not compared.unexplained, f"in the image, neither locked nor from the base image: {compared.unexplained}"
+    assert "airbyte-cdk" in compared.expected
+    print(
+        f"\nthe image (Python {built.environment['python_full_version']}) holds the {len(compared.expected) - 1} "
+        f"packages of poetry.lock's main group for it at the lock's versions (airbyte-cdk "
+        f"{compared.expected['airbyte-cdk']}) and the connector; besides, from its base image: "
+        f"{', '.join(compared.from_base) or 'nothing'}"
+    )
+
+
+def test_the_image_comparison_fails_an_image_that_resolved_its_own_versions() -> None:
+    """What the test above would say of an image built by `pip install .` a month later (no image needed)."""
+    environment = for_python("3.11")
+    locked = locked_versions(["main"], environment)
+    name, version = pyproject_package()
+    base = [("pip", "23.0.1"), ("setuptools", "66.1.1")]
+    exact = [(name, version), *locked.items(), *base]
+    drifted = [(n, "99.0.0" if n == "airbyte-cdk" else v) for n, v in exact if n != "six"] + [("extra-package", "1.0")]
+
+    assert not installed_against_lock(environment, exact, base).mismatched
+    assert not installed_against_lock(environment, exact, base).unexplained
+    compared = installed_against_lock(environment, drifted, base)
+    assert compared.mismatched == {
+        "airbyte-cdk": {"locked": locked["airbyte-cdk"], "installed": "99.0.0"},
+        "six": {"locked": locked["six"], "installed": None},
+    }
+    assert compared.unexplained == ["airbyte-cdk 99.0.0", "extra-package 1.0"]
 
 
 def test_given_image_when_spec_and_check_with_good_and_bad_key_then_spec_succeeded_and_failed(

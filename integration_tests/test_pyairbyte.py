@@ -1,4 +1,4 @@
-"""PyAirbyte end to end (integration_tests/pyairbyte_e2e.py), run by integration_tests/run_pyairbyte.sh.
+"""PyAirbyte end to end (tools/pyairbyte_e2e.py), run by scripts/pyairbyte.sh.
 
 It installs PyAirbyte into its own venv on first use (about 800 MB), so it runs only when asked:
 `RUN_PYAIRBYTE=1 pytest integration_tests/test_pyairbyte.py`. The connector is taken from the
@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-SCRIPT = Path(__file__).resolve().parent / "run_pyairbyte.sh"
+SCRIPT = Path(__file__).resolve().parent.parent / "scripts" / "pyairbyte.sh"
 TIMEOUT_SECONDS = 900  # a first run installs PyAirbyte (about 80 s on a fast mirror) before two reads
 
 

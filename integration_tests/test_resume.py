@@ -21,9 +21,9 @@ from typing import Any, Callable, DefaultDict, Dict, Iterator, List, Mapping, Op
 
 import pytest
 
-from integration_tests.harness import request_floor
-from integration_tests.sandbox import FaultConfig, SandboxOptions, SandboxServer
+from sandbox import FaultConfig, SandboxOptions, SandboxServer
 from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT
+from tools.harness import request_floor
 
 from .conftest import CONNECTOR, catalog_for, keyed
 

@@ -23,13 +23,13 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from integration_tests.sandbox import (
+from sandbox import (
     FaultConfig,
     SandboxOptions,
     SandboxServer,
     generate_dataset,
 )
-from integration_tests.sandbox.data import (
+from sandbox.data import (
     ALL_STREAMS,
     EVIDENCE_KINDS,
     SILENT_KINDS,
@@ -521,8 +521,8 @@ def test_stats_and_admin_endpoints(small: SandboxServer) -> None:
 # -------------------------------------------------------------------- cli
 @contextmanager
 def _sandbox_cli(*args: str) -> Iterator[tuple[subprocess.Popen[bytes], dict[str, Any]]]:
-    """`python -m integration_tests.sandbox serve ARGS`: the process and the JSON line it prints first; ended after."""
-    cmd = [sys.executable, "-m", "integration_tests.sandbox", "serve", *args]
+    """`python -m sandbox serve ARGS`: the process and the JSON line it prints first; ended after."""
+    cmd = [sys.executable, "-m", "sandbox", "serve", *args]
     env = {**os.environ, "PYTHONPATH": str(REPO_ROOT)}
     proc = subprocess.Popen(cmd, cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env)
     try:
@@ -551,7 +551,7 @@ def test_cli_dump() -> None:
         [
             sys.executable,
             "-m",
-            "integration_tests.sandbox",
+            "sandbox",
             "dump",
             "--people",
             "25",
@@ -668,7 +668,7 @@ def test_given_a_tiny_account_when_generated_then_the_tie_cluster_shrinks_to_wha
         [
             sys.executable,
             "-c",
-            "from integration_tests.sandbox.data import generate_dataset; "
+            "from sandbox.data import generate_dataset; "
             "ds = generate_dataset(people=1, courses=1); print(len(ds.events))",
         ],
         capture_output=True,

@@ -12,9 +12,9 @@ from typing import Any, Dict, Iterator
 
 import pytest
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
-from integration_tests.sandbox.data import PRIMARY_KEYS
-from integration_tests.sandbox.server import FaultConfig
+from sandbox import SandboxOptions, SandboxServer
+from sandbox.data import PRIMARY_KEYS
+from sandbox.server import FaultConfig
 
 from .conftest import catalog_for, keyed, run_cli
 

@@ -11,7 +11,7 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms.transcripts import Sweep
 
 from .conftest import CliRun, catalog_for, keyed, run_cli

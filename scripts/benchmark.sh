@@ -5,4 +5,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/python -m integration_tests.benchmark "$@"
+.venv/bin/python -m tools.benchmark "$@"

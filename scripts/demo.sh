@@ -3,4 +3,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
-.venv/bin/python -m integration_tests.demo "$@"
+.venv/bin/python -m tools.demo "$@"

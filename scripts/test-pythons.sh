@@ -4,13 +4,23 @@
 # installed by scripts/bootstrap.sh (the connector and the dev group),
 # an import of every module, the unit tests, and the demo's CLI syncs (spec, check, discover, read of every stream,
 # then a second, incremental read of transcripts) against a small sandbox at 50 requests/s (the demo's 10 would
-# spend half a minute on its 300 transcripts). One result line per version; exit 1 if any failed.
-# An interpreter that cannot be found fails the run in CI (CI is set); elsewhere it is reported and skipped.
-# Usage: scripts/test-pythons.sh [VERSION...]   (default: 3.10 3.13)
+# spend half a minute on its 300 transcripts). One result line per version, naming the airbyte-cdk it ran; exit 1
+# if any failed. An interpreter that cannot be found fails the run in CI (CI is set); elsewhere it is reported and
+# skipped.
+#
+# The same two venvs prove both ends of pyproject.toml's airbyte-cdk range: on the oldest Python, the lowest release
+# the range allows (its floor, installed over the lock with pip, which moves the CDK's own dependencies only where
+# that release needs it); on the newest Python, the newest release the range allows on the package index today
+# (today the lock's own; a newer one, once released, is tested before anyone re-locks). The main suite (.venv) runs
+# the lock's. Where the CDK is not the lock's, the one unit test that the environment equals the lock is deselected.
+#
+# Usage: scripts/test-pythons.sh [VERSION[:CDK]...]   CDK: locked (the default), lowest or newest
+#        (default: 3.10:lowest 3.13:newest)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 versions=("$@")
-[ ${#versions[@]} -gt 0 ] || versions=(3.10 3.13)
+[ ${#versions[@]} -gt 0 ] || versions=(3.10:lowest 3.13:newest)
+LOCK_TEST=unit_tests/test_poetry_lock.py::test_the_environment_holds_exactly_the_locked_versions
 
 # The interpreter for VERSION (e.g. 3.10): pyenv's, then one on PATH, checked by running it.
 find_python() {
@@ -31,12 +41,12 @@ find_python() {
   echo "$candidate"
 }
 
-# Imports every module of the project: the connector, the sandbox, the demo, the benchmark and the tests.
+# Imports every module of the project: the connector, the sandbox, the tools and the tests.
 IMPORT_EVERY_MODULE='
 import importlib, pathlib
 names = ["main", "conftest"] + sorted(
     ".".join(path.with_suffix("").parts).removesuffix(".__init__")
-    for folder in ("source_northpass_lms", "integration_tests", "unit_tests")
+    for folder in ("source_northpass_lms", "sandbox", "tools", "integration_tests", "unit_tests")
     for path in pathlib.Path(folder).rglob("*.py")
 )
 for name in names:
@@ -44,9 +54,63 @@ for name in names:
 print(f"{len(names)} modules")
 '
 
+# pyproject.toml's airbyte-cdk constraint, read by the venv's poetry-core (a dev dependency) as Poetry reads it:
+# prints the range as PEP 440 (">=7.1,<8.0"), its lowest version, and the lock's version.
+CDK_RANGE='
+import sys
+from poetry.core.constraints.version import parse_constraint
+if sys.version_info >= (3, 11):
+    import tomllib
+else:
+    import tomli as tomllib
+constraint = tomllib.load(open("pyproject.toml", "rb"))["tool"]["poetry"]["dependencies"]["airbyte-cdk"]
+allowed = parse_constraint(constraint if isinstance(constraint, str) else constraint["version"])
+assert allowed.include_min and allowed.min is not None, f"airbyte-cdk {constraint!r} has no lowest version to test"
+(locked,) = [p["version"] for p in tomllib.load(open("poetry.lock", "rb"))["package"] if p["name"] == "airbyte-cdk"]
+print(allowed, allowed.min.text, locked)
+'
+CDK_VERSION='import importlib.metadata; print(importlib.metadata.version("airbyte-cdk"))'
+
+# Puts the airbyte-cdk that $cdk names into $venv (after bootstrap.sh installed the lock); sets $cdk_installed,
+# $cdk_said (how the result line names it) and $deselect.
+install_cdk() {
+  local range lowest locked
+  read -r range lowest locked < <("$venv/bin/python" -c "$CDK_RANGE") && [ -n "$locked" ] || return 1
+  case "$cdk" in
+    lowest)
+      "$venv/bin/python" -m pip install --disable-pip-version-check "airbyte-cdk==$lowest" || return 1
+      cdk_said="the lowest $range allows"
+      ;;
+    newest)
+      "$venv/bin/python" -m pip install --disable-pip-version-check --upgrade "airbyte-cdk$range" || return 1
+      cdk_said="the newest $range allows on the index"
+      ;;
+    *) cdk_said="poetry.lock's" ;;
+  esac
+  cdk_installed="$("$venv/bin/python" -c "$CDK_VERSION")" || return 1
+  deselect=()
+  if [ "$cdk" != locked ] && [ "$cdk_installed" != "$locked" ]; then
+    deselect=(--deselect "$LOCK_TEST")
+    cdk_said="$cdk_said; the lock has $locked"
+    # bootstrap.sh's stamp says the venv holds the lock: a later run that wants another CDK installs it again.
+    echo "$cdk" >"$venv/.cdk-not-locked"
+  fi
+  echo "airbyte-cdk $cdk_installed ($cdk_said)"
+}
+
 failed=0
 results=()
-for version in "${versions[@]}"; do
+for spec in "${versions[@]}"; do
+  version="${spec%%:*}"
+  cdk="locked"
+  [ "$spec" = "$version" ] || cdk="${spec#*:}"
+  case "$cdk" in
+    locked | lowest | newest) ;;
+    *)
+      echo "test-pythons: '$spec': the airbyte-cdk after ':' is locked, lowest or newest" >&2
+      exit 2
+      ;;
+  esac
   venv=".venv-py$version"
   log="$venv/test-pythons.log"
   if ! python="$(find_python "$version")"; then
@@ -61,12 +125,20 @@ for version in "${versions[@]}"; do
   full="$("$python" -c 'import platform; print(platform.python_version())')"
   echo "== Python $full ($python): install, imports, unit tests, CLI sync; output in $log" >&2
   mkdir -p "$venv"
+  # A venv whose CDK an earlier run moved away from the lock for another choice than this one: installed anew.
+  if [ -f "$venv/.cdk-not-locked" ] && [ "$(cat "$venv/.cdk-not-locked")" != "$cdk" ]; then
+    rm -f "$venv"/.installed-* "$venv/.cdk-not-locked"
+  fi
   step="install"
+  cdk_installed="?"
+  cdk_said="$cdk"
+  deselect=()
   {
     PYTHON="$python" VENV="$venv" scripts/bootstrap.sh &&
+      step="install airbyte-cdk ($cdk)" && install_cdk &&
       step="import every module" && modules="$("$venv/bin/python" -c "$IMPORT_EVERY_MODULE")" &&
-      step="unit tests" && "$venv/bin/python" -m pytest -q -p no:cacheprovider unit_tests &&
-      step="CLI sync" && "$venv/bin/python" -m integration_tests.demo --people 300 --courses 6 --latency-ms 0 \
+      step="unit tests" && "$venv/bin/python" -m pytest -q -p no:cacheprovider unit_tests "${deselect[@]}" &&
+      step="CLI sync" && "$venv/bin/python" -m tools.demo --people 300 --courses 6 --latency-ms 0 \
         --requests-per-second 50 --output "$venv/demo-output"
   } >"$log" 2>&1
   status=$?
@@ -75,10 +147,10 @@ for version in "${versions[@]}"; do
     # the first table's total: the sync of every stream; the second table's: the incremental transcripts sync
     records="$(awk '$1 == "total" { print $2 }' "$log" | head -n 1)"
     again="$(awk '$1 == "total" { print $2 }' "$log" | sed -n 2p)"
-    results+=("Python $full: PASS (install; $modules imported; unit tests $unit; CLI sync of every stream, $records records; incremental transcripts, $again records)")
+    results+=("Python $full, airbyte-cdk $cdk_installed ($cdk_said): PASS (install; $modules imported; unit tests $unit; CLI sync of every stream, $records records; incremental transcripts, $again records)")
   else
     tail -n 30 "$log" >&2
-    results+=("Python $full: FAIL at $step (see $log)")
+    results+=("Python $full, airbyte-cdk $cdk_installed ($cdk_said): FAIL at $step (see $log)")
     failed=1
   fi
 done

@@ -5,10 +5,12 @@ from __future__ import annotations
 import logging
 import math
 import random
+import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
 from typing import Any, List, Mapping, Optional, Union
 from urllib.parse import urlsplit
+from weakref import WeakKeyDictionary
 
 import orjson
 import requests
@@ -84,12 +86,19 @@ ERROR_MAPPING: Mapping[Union[int, str, type[Exception]], ErrorResolution] = {
 UNREADABLE_BODY = _retry("The Northpass API answered 200 with a body that is not complete JSON.")
 
 
+# Parsed bodies, by response: held only as long as the response itself is.
+_parsed_bodies: WeakKeyDictionary[requests.Response, Any] = WeakKeyDictionary()
+_parsed_bodies_lock = threading.Lock()
+
+
 def json_body(response: requests.Response) -> Any:
     """The parsed body, parsed once: the error handler and the stream both need it."""
-    cached = getattr(response, "_northpass_json", None)
+    with _parsed_bodies_lock:
+        cached = _parsed_bodies.get(response)
     if cached is None:
         cached = orjson.loads(response.content)
-        response._northpass_json = cached  # type: ignore[attr-defined]
+        with _parsed_bodies_lock:
+            _parsed_bodies[response] = cached
     return cached
 
 

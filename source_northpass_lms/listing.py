@@ -27,6 +27,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .cursor import parse_timestamp
 from .errors import failure
+from .sync import ListingPlan
 
 ListedId = Tuple[Any, Any]  # (parent id, the parent's cursor value or None)
 ChosenParent = Tuple[Any, Mapping[str, Any]]  # (parent id, what its slice carries beside the id)
@@ -70,12 +71,12 @@ class ParentListing(Generic[Listed]):
     can end COMPLETE on a truncated list. A retried attempt of the sync reads the list again.
     """
 
-    def __init__(self, stream: Listed) -> None:
+    def __init__(self, stream: Listed, plan: ListingPlan) -> None:
         self.stream = stream
-        self.emits_records = False  # the parent stream is selected: it emits this read's records
+        self.emits_records = plan.emits_records  # the parent stream is selected: it emits this read's records
         # Set when every reader of the listing is incremental: the list is read from the earliest of their
         # cursors instead of whole. A reader that needs every parent leaves it None.
-        self.since: Optional[datetime] = None
+        self.since: Optional[datetime] = plan.since
         self._ids: Optional[List[ListedId]] = None  # published once the read has reached the list's end
         self._failure: Optional[AirbyteTracedException] = None  # why the one read of this sync failed
         self._reading = False  # a thread is reading the list: the others wait for its end
@@ -228,47 +229,6 @@ class _IdsOfList:
         if record["id"] not in self._seen:
             self._seen.add(record["id"])
             self.listed.append((record["id"], record.get(self._cursor) if self._cursor else None))
-
-
-class SlicesAhead:
-    """How far the slicing of child streams runs ahead of their reading: at most `limit` slices made and not yet
-    read to their end, all child streams together (None: no bound).
-
-    A child's slices cost nothing to make, so its partition generator would otherwise make them all at once: the
-    CDK bounds the partitions it has handed to its workers (10,000), not those waiting in its queue, and 40,000
-    people were up to 18,600 partitions alive at once, about 2 KB each with their futures. The wait ends when a
-    slice is read, or when the read is over (`stop`): a generator never waits for slices no one will read.
-    """
-
-    def __init__(self, limit: Optional[int]) -> None:
-        self._limit = limit
-        self._ahead = 0
-        self._reading = True
-        self._changed = threading.Condition()
-
-    def start(self) -> None:
-        """A read begins: no slice is ahead."""
-        with self._changed:
-            self._ahead, self._reading = 0, True
-
-    def stop(self) -> None:
-        """The read is over, whatever became of it: nothing waits any more."""
-        with self._changed:
-            self._reading = False
-            self._changed.notify_all()
-
-    def made(self) -> None:
-        """Called before a slice is handed to the CDK: waits while `limit` slices are ahead."""
-        with self._changed:
-            while self._reading and self._limit is not None and self._ahead >= self._limit:
-                self._changed.wait()
-            self._ahead += 1
-
-    def read(self) -> None:
-        """A slice was read to its end (or given up): one more may be made."""
-        with self._changed:
-            self._ahead = max(0, self._ahead - 1)  # a slice read without being made (a test reading a parent)
-            self._changed.notify_all()
 
 
 class ParentListFailed(AirbyteTracedException):

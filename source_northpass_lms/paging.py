@@ -56,6 +56,24 @@ class Page:
     response: requests.Response
 
 
+@dataclass
+class PageBudget:
+    """At most `pages` pages for a read that is only worth so much (transcripts' evidence): `exhausted` once it
+    stopped with more to read. `read` counts the pages read."""
+
+    pages: int
+    read: int = 0
+    exhausted: bool = False
+
+    def take(self) -> bool:
+        """Whether one more page may be read (counted if so)."""
+        if self.read >= self.pages:
+            self.exhausted = True
+            return False
+        self.read += 1
+        return True
+
+
 class PageChain:
     """The pages of one list (one slice of a stream), in page order, each exactly once.
 

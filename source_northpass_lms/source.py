@@ -6,8 +6,10 @@ import logging
 import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
+from datetime import datetime
 from queue import Queue
-from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple
+from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Type
 
 import requests
 from airbyte_cdk.models import (
@@ -28,6 +30,8 @@ from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.sources.streams.concurrent.adapters import StreamFacade
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, FinalStateCursor
 from airbyte_cdk.sources.streams.concurrent.partitions.types import QueueItem
+from airbyte_cdk.sources.utils import casing
+from airbyte_cdk.sources.utils.slice_logger import DebugSliceLogger
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .auth import ApiKeyAuthenticator
@@ -35,7 +39,7 @@ from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckp
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import SyncClock, TimestampCursor
 from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
-from .listing import ParentListing, ParentsSince, SlicesAhead
+from .listing import ParentsSince
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
@@ -59,12 +63,13 @@ from .streams import (
     Quizzes,
     Transcripts,
 )
-from .transcripts import PeopleWithEvidence, TranscriptCursor, people_named_since
+from .sync import ListingPlan, ReadPlan, SlicesAhead, StreamRun, SyncContext
+from .transcripts import Evidence, PeopleWithEvidence, TranscriptCursor, people_named_since
 
 logger = logging.getLogger("airbyte")
 RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
 # Child slices made ahead of their reading, per worker: a worker that ends a slice finds the next ones waiting,
-# and the generator, woken by each slice read, makes another in microseconds. See listing.SlicesAhead.
+# and the generator, woken by each slice read, makes another in microseconds. See sync.SlicesAhead.
 SLICES_AHEAD_PER_WORKER = 4
 # The CDK drops the futures of partitions read only once its list holds this many (its default, 10,000, kept a
 # future and its lock, 1.6 KB, for each of the last 10,000 parents read). Those not done are at most the slices
@@ -100,7 +105,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         concurrent_source = ConcurrentSource(
             threadpool,
             logger,
-            self._slice_logger,
+            DebugSliceLogger(),
             queue=queue,
             message_repository=self.message_repository,
             initial_number_partitions_to_generate=generators,
@@ -194,132 +199,113 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         )
 
     def streams(self, config: Mapping[str, Any]) -> List[Stream]:
+        """The streams of one sync, the same for `check`, `discover` and `read`: first what they share (`SyncContext`)
+        and how each reads (`ReadPlan`, from the catalog and the state), then the streams, built from both."""
         cfg = NorthpassConfig.parse(config)
         budget = SlidingWindowBudget(cfg.requests_per_second)
-        deps = (cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget)
-        people, courses, groups, learning_paths = People(*deps), Courses(*deps), Groups(*deps), LearningPaths(*deps)
-        quiz_attempts = QuizAttempts(*deps)
-        # Each parent list is read once per sync, however many of its children read it.
-        listings: Dict[str, ParentListing[NorthpassStream]] = {}
-        for parent in (people, courses, groups, learning_paths, quiz_attempts):
-            parent.listing = listings[parent.name] = ParentListing(parent)
-        streams: List[NorthpassStream] = [
-            people,
-            courses,
-            CourseEnrollments(listings["courses"], *deps),
-            CourseActivities(listings["courses"], *deps),
-            groups,
-            GroupMemberships(listings["groups"], *deps),
-            learning_paths,
-            LearningPathEnrollments(listings["learning_paths"], *deps),
-            Categories(*deps),
-            Quizzes(*deps),
-            Events(*deps),
-            quiz_attempts,
-            QuizAttemptAnswers(listings["quiz_attempts"], *deps),
-            transcripts := Transcripts(listings["people"], *deps),
-            CourseProperties(*deps),
-        ]
-        # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
-        # streams have their own cursors.
-        self._people_named_since = people_named_since(transcripts.name, Events(*deps), QuizAttempts(*deps))
-        clock = SyncClock()
+        progress = SyncProgress(self.message_repository, lambda: budget.acquired)
+        context = SyncContext(
+            cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget, SyncClock(), progress, self._slices_ahead
+        )
         configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
         state_manager = ConnectorStateManager(state=self._state)
-        cursors: Dict[str, Cursor] = {}
-        self._checkpoints = []
-        for stream in streams:
-            stream.clock = clock
-            cursors[stream.name] = self._cursor(stream, configured, cfg, state_manager)
-        for listing in listings.values():
-            children = [s for s in streams if isinstance(s, NorthpassSubStream) and s.parent_listing is listing]
-            readers = [s for s in [listing.stream, *children] if _reads(s, configured)]
-            # The parent's records come from the listing only when a child reads it too: listed once for all.
-            listing.emits_records = _reads(listing.stream, configured) and len(readers) > 1
-            bounds = [s.lower_bound for s in readers]
-            if readers and all(bound is not None for bound in bounds):
-                listing.since = min(b for b in bounds if b is not None)
-        progress = SyncProgress(self.message_repository, lambda: budget.acquired)
-        for stream in streams:
-            stream.progress = progress
-            if isinstance(stream, NorthpassSubStream):
-                stream.slices_ahead = self._slices_ahead
-        return [
-            StreamFacade.create_from_stream(
-                stream,
-                self,
-                logger,
-                _incremental_state(cursors[stream.name], state_manager, stream),
-                cursors[stream.name],
+        # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
+        # streams have their own cursors (transcripts.py).
+        evidence = people_named_since(
+            TRANSCRIPTS, Events(context, evidence_for=TRANSCRIPTS), QuizAttempts(context, evidence_for=TRANSCRIPTS)
+        )
+        plans = {
+            name: self._plan(leaf, name, configured.get(name), context, state_manager, evidence)
+            for leaf, name, _ in CATALOG
+        }
+        for parent in {list_read for _, _, list_read in CATALOG if list_read}:
+            children = [name for _, name, list_read in CATALOG if list_read == parent]
+            readers = [name for name in [parent, *children] if name in configured and not plans[name].done_before]
+            bounds = [plans[name].lower_bound for name in readers]
+            listing = ListingPlan(
+                # The parent's records come from the listing only when a child reads it too: listed once for all.
+                emits_records=parent in readers and len(readers) > 1,
+                since=min(b for b in bounds if b is not None) if readers and None not in bounds else None,
             )
-            for stream in streams
+            plans[parent] = replace(plans[parent], listing=listing)
+        self._checkpoints = [
+            plan.checkpoint
+            for plan in plans.values()
+            if plan.checkpoint is not None and not isinstance(plan.checkpoint, TranscriptCursor)
         ]
+        built: Dict[str, NorthpassStream] = {}
+        for leaf, name, list_read in CATALOG:
+            if list_read is None:
+                built[name] = leaf(context, plans[name])
+            else:
+                shared = built[list_read].listing
+                assert shared is not None and issubclass(leaf, NorthpassSubStream)
+                built[name] = leaf(shared, context, plans[name])
+        facades: List[Stream] = []
+        for name, stream in built.items():
+            cursor = plans[name].cursor
+            assert cursor is not None  # every plan made here has one
+            state = _incremental_state(cursor, state_manager, stream)
+            facades.append(StreamFacade.create_from_stream(stream, self, logger, state, cursor))
+        return facades
 
-    def _cursor(
+    def _plan(
         self,
-        stream: NorthpassStream,
-        configured: Mapping[str, ConfiguredAirbyteStream],
-        cfg: NorthpassConfig,
+        leaf: Type[NorthpassStream],
+        name: str,
+        configured_stream: Optional[ConfiguredAirbyteStream],
+        context: SyncContext,
         state_manager: ConnectorStateManager,
-    ) -> Cursor:
-        configured_stream = configured.get(stream.name)
-        state = state_manager.get_stream_state(stream.name, stream.namespace)
+        evidence: Callable[[datetime, int], Evidence],
+    ) -> ReadPlan:
+        """How the stream reads in this sync: its cursor, and what the cursor decides for the stream."""
+        state = state_manager.get_stream_state(name, None)
         incremental = configured_stream is not None and configured_stream.sync_mode == SyncMode.incremental
-        if isinstance(stream, Transcripts) and incremental:
-            return self._transcript_cursor(stream, configured_stream, cfg, state, state_manager)
-        if stream.cursor_field and incremental:
-            cursor = TimestampCursor(
-                str(stream.cursor_field),
-                stream.name,
-                stream.namespace,
+        sync_id = configured_stream.sync_id if configured_stream else None
+        child = issubclass(leaf, NorthpassSubStream)
+        run = StreamRun()
+        if leaf is Transcripts and incremental:
+            transcripts = TranscriptCursor(
+                name,
+                None,
+                sync_id,
                 state,
-                cfg.start_date,
+                context.config.transcripts_reread_within_syncs,
+                context.clock,
+                lambda: run.refused,
                 self._ordered_repository,
                 state_manager,
                 logger,
-                partitions_total=_slices_total(stream) if isinstance(stream, NorthpassSubStream) else None,
+                parent_key=Transcripts.parent_key,
             )
-            stream.lower_bound = cursor.lower_bound
-            if isinstance(stream, NorthpassSubStream):
-                stream.parents = ParentsSince(str(stream.cursor_field), cursor.lower_bound)
-            return cursor
-        sync_id = configured_stream.sync_id if configured_stream else None
-        checkpoint = checkpoint_for(stream.name, sync_id, state, logger) if configured_stream else None
+            people = PeopleWithEvidence(transcripts.since, transcripts.sweep, evidence, logger, name)
+            return ReadPlan(cursor=transcripts, checkpoint=transcripts, parents=people, run=run)
+        cursor_field = _cursor_field(leaf)
+        if cursor_field and incremental:
+            cursor = TimestampCursor(
+                cursor_field,
+                name,
+                None,
+                state,
+                context.config.start_date,
+                self._ordered_repository,
+                state_manager,
+                logger,
+                partitions_total=(lambda: run.slices_total) if child else None,
+            )
+            parents = ParentsSince(cursor_field, cursor.lower_bound) if child else None
+            return ReadPlan(cursor=cursor, lower_bound=cursor.lower_bound, parents=parents, run=run)
+        # Said when a checkpoint cannot be honoured (no sync_id, another one): this read reads the whole stream.
+        incoming = checkpoint_for(name, sync_id, state, logger) if configured_stream else None
         if sync_id is None:
-            return FinalStateCursor(stream.name, stream.namespace, self.message_repository)
-        args = (stream.name, stream.namespace, sync_id, checkpoint, self._ordered_repository, state_manager, logger)
-        if isinstance(stream, NorthpassSubStream):
-            stream.checkpoint = ParentCheckpoint(*args, parent_key=stream.parent_key, refused=lambda: stream.forbidden)
-        else:
-            stream.checkpoint = StreamCheckpoint(*args)
-        self._checkpoints.append(stream.checkpoint)
-        return stream.checkpoint
-
-    def _transcript_cursor(
-        self,
-        stream: Transcripts,
-        configured_stream: Optional[ConfiguredAirbyteStream],
-        cfg: NorthpassConfig,
-        state: Mapping[str, Any],
-        state_manager: ConnectorStateManager,
-    ) -> Cursor:
-        assert stream.clock is not None
-        cursor = TranscriptCursor(
-            stream.name,
-            stream.namespace,
-            configured_stream.sync_id if configured_stream else None,
-            state,
-            cfg.transcripts_reread_within_syncs,
-            stream.clock,
-            lambda: stream.forbidden,
-            self._ordered_repository,
-            state_manager,
-            logger,
-            parent_key=stream.parent_key,
+            return ReadPlan(cursor=FinalStateCursor(name, None, self.message_repository), run=run)
+        args = (name, None, sync_id, incoming, self._ordered_repository, state_manager, logger)
+        checkpoint = (
+            ParentCheckpoint(*args, parent_key=leaf.parent_key, refused=lambda: run.refused)  # type: ignore[attr-defined]
+            if child
+            else StreamCheckpoint(*args)
         )
-        stream.checkpoint = cursor
-        stream.parents = PeopleWithEvidence(cursor.since, cursor.sweep, self._people_named_since, logger, stream.name)
-        return cursor
+        return ReadPlan(cursor=checkpoint, checkpoint=checkpoint, run=run)
 
 
 def _incremental_state(
@@ -330,11 +316,6 @@ def _incremental_state(
     return state_manager.get_stream_state(stream.name, stream.namespace) if incremental else {}
 
 
-def _reads(stream: NorthpassStream, configured: Mapping[str, ConfiguredAirbyteStream]) -> bool:
-    """Whether this attempt reads the stream: selected, and not read to its end by an earlier attempt."""
-    return stream.name in configured and not (stream.checkpoint and stream.checkpoint.stream_done)
-
-
 def _num_workers(config: Optional[Mapping[str, Any]]) -> int:
     """Workers before the config is validated: an invalid value falls back here and is reported by check/read."""
     value = (config or {}).get("num_workers", DEFAULT_NUM_WORKERS)
@@ -343,5 +324,36 @@ def _num_workers(config: Optional[Mapping[str, Any]]) -> int:
     return value
 
 
-def _slices_total(stream: NorthpassSubStream) -> Callable[[], Optional[int]]:
-    return lambda: stream.slices_total
+def _cursor_field(leaf: Type[NorthpassStream]) -> Optional[str]:
+    """A leaf's declared cursor column (a class attribute), or None where it declares none."""
+    value = getattr(leaf, "cursor_field", None)
+    return value if isinstance(value, str) and value else None
+
+
+def _name(leaf: Type[NorthpassStream]) -> str:
+    return casing.camel_to_snake(leaf.__name__)  # what HttpStream.name is for an instance of the leaf
+
+
+TRANSCRIPTS = _name(Transcripts)
+# Every stream of the connector, and the parent list a child reads (by its stream's name): which stream reads what.
+# The mode of each (full refresh, incremental, resumed) is its ReadPlan, from the catalog and the state.
+_LEAVES: List[Tuple[Type[NorthpassStream], Optional[str]]] = [
+    (People, None),
+    (Courses, None),
+    (CourseEnrollments, "courses"),
+    (CourseActivities, "courses"),
+    (Groups, None),
+    (GroupMemberships, "groups"),
+    (LearningPaths, None),
+    (LearningPathEnrollments, "learning_paths"),
+    (Categories, None),
+    (Quizzes, None),
+    (Events, None),
+    (QuizAttempts, None),
+    (QuizAttemptAnswers, "quiz_attempts"),
+    (Transcripts, "people"),
+    (CourseProperties, None),
+]
+CATALOG: List[Tuple[Type[NorthpassStream], str, Optional[str]]] = [
+    (leaf, _name(leaf), parent) for leaf, parent in _LEAVES
+]

@@ -2,24 +2,24 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from abc import ABC
 from datetime import datetime
 from typing import Any, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Sized, Tuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, urlencode, urljoin, urlsplit, urlunsplit
 
 import requests
 from airbyte_cdk.models import FailureType, SyncMode
-from airbyte_cdk.sources.streams.call_rate import APIBudget
-from airbyte_cdk.sources.streams.http import HttpStream, HttpSubStream
+from airbyte_cdk.sources.streams.http import HttpClient, HttpStream, HttpSubStream
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, ErrorHandler
 from airbyte_cdk.sources.streams.http.exceptions import BaseBackoffException
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .auth import ApiKeyAuthenticator, origin
+from .auth import origin
+from .cdk_internals import wrapped_exception
 from .checkpoint import ParentCheckpoint, StreamCheckpoint
-from .config import NorthpassConfig
 from .cursor import CREATED_AT, UPDATED_AT, SyncClock, format_timestamp, records_since
 from .errors import (
     NorthpassBackoff,
@@ -31,12 +31,13 @@ from .errors import (
     json_body,
     jsonapi_list,
 )
-from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince, SlicesAhead
-from .paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
+from .listing import ChosenParent, EveryParent, ParentChoice, ParentListing, ParentsSince
+from .paging import MAX_PAGES_IN_FLIGHT, PageBudget, PageChain, page_number
 from .paging import endpoint as _endpoint
 from .progress import SyncProgress
-from .rate_limit import PacedAdapter
+from .rate_limit import PacedSession
 from .records import PLAIN, DerivedId, RecordShape, WebhookPayload
+from .sync import ReadPlan, SyncContext
 
 ACCEPT_JSON = {"Accept": "application/json"}  # as the API's documentation asks
 CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10 s is down, not slow
@@ -44,6 +45,17 @@ CONNECT_TIMEOUT_SECONDS = 10.0  # a host that does not accept a connection in 10
 SINCE = "since"
 MAX_PAGE_SIZE = 100  # the largest page the API is known to serve (used in production by other clients)
 _NONE_LEFT = object()  # the end of the parents still to read
+# Lines of evidence reads ("Stream events: the Northpass API honoured ..."): at DEBUG, below the platform's INFO, so a
+# sync where those streams are not selected never shows them. Warnings and errors still reach the log.
+
+
+class _InfoAsDebug(logging.Logger):
+    def info(self, msg: object, *args: Any, **kwargs: Any) -> None:
+        self.debug(msg, *args, **kwargs)
+
+
+EVIDENCE_LOGGER = _InfoAsDebug("airbyte.evidence")
+EVIDENCE_LOGGER.parent = logging.getLogger("airbyte")  # the platform's handler and level; shown with --debug
 
 
 class NorthpassStream(HttpStream, ABC):
@@ -68,31 +80,60 @@ class NorthpassStream(HttpStream, ABC):
     # so its requests take the rate limiter's next free call before those of child collections.
     critical_path = True
 
-    def __init__(self, config: NorthpassConfig, authenticator: ApiKeyAuthenticator, api_budget: APIBudget):
-        self._config = config
-        # Set by the source when child streams read this list: the one read of it they share (listing.py).
-        self.listing: Optional[ParentListing[NorthpassStream]] = None
-        # Set by the source for an incremental read: records updated before it are not wanted.
-        self.lower_bound: Optional[datetime] = None
-        # Set by the source when this attempt may resume an earlier one of the same sync (checkpoint.py).
-        self.checkpoint: Optional[StreamCheckpoint] = None
-        self.progress: Optional[SyncProgress] = None
-        # Set by the source: every answer's Date header tells it when the sync started by the API's clock.
-        self.clock: Optional[SyncClock] = None
-        # Set by the first 403 of this stream in this sync, which fails it: nothing more of it is requested.
-        self._refused = threading.Event()
-        self._refused_lock = threading.Lock()
-        # The CDK's session would take the limiter's call before the connection is open; PacedAdapter takes it on
-        # the open connection, just before the request is written. Every page in flight keeps its connection.
+    # A parent list of child streams (courses, groups, people, ...): read once per sync for all (listing.py).
+    lists_for_children = False
+
+    def __init__(
+        self,
+        context: SyncContext,
+        plan: Optional[ReadPlan] = None,
+        evidence_for: Optional[str] = None,
+    ):
+        """`context` is what the sync shares, `plan` how this stream reads in it (sync.py): nothing of a stream is
+        set from outside once it is built. Without a plan, a full read with nothing to resume."""
+        plan = plan or ReadPlan()
+        config = self._config = context.config
+        # Set for a read made only as evidence for another stream (transcripts.py): its own lines go to DEBUG, and the
+        # reader says what it read in its one line; it never speaks as if it were a selected stream.
+        self.evidence_for = evidence_for
+        # The one read of this list that its child streams share (listing.py), when it has children.
+        self.listing: Optional[ParentListing[NorthpassStream]] = (
+            ParentListing(self, plan.listing) if self.lists_for_children else None
+        )
+        # An incremental read: records updated (or created) before it are not wanted.
+        self.lower_bound: Optional[datetime] = plan.lower_bound
+        # This attempt may resume an earlier one of the same sync (checkpoint.py).
+        self.checkpoint: Optional[StreamCheckpoint] = plan.checkpoint
+        self.progress: Optional[SyncProgress] = context.progress
+        # Every answer's Date header tells it when the sync started by the API's clock.
+        self.clock: Optional[SyncClock] = context.clock
+        # Shared with the stream's cursor: the first 403 marks it refused, which fails it (nothing more is requested).
+        self._run = plan.run
+        authenticator, api_budget = context.authenticator, context.budget
         super().__init__(authenticator=authenticator)
-        paced = PacedAdapter(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
-        for scheme in list(self._http_client._session.adapters):  # https, and http for a loopback base_url
-            self._http_client._session.mount(scheme, paced)
+        # The CDK's session would take the limiter's call before the connection is open; PacedSession takes it on
+        # the open connection, just before the request is written. Every page in flight keeps its connection.
+        # HttpStream builds a client of its own on a session it keeps private: this stream never sends through it.
+        self.session = PacedSession(api_budget, pool_maxsize=config.num_workers * MAX_PAGES_IN_FLIGHT)
+        self.http_client = HttpClient(
+            name=self.name,
+            logger=self.logger,
+            error_handler=self.get_error_handler(),
+            session=self.session,
+            authenticator=authenticator,
+            backoff_strategy=self.get_backoff_strategy(),
+        )
 
     @property
     def forbidden(self) -> bool:
         """Whether the API answered 403 to this stream in this sync: it failed, once, with `errors.Refused`."""
-        return self._refused.is_set()
+        return self._run.refused
+
+    @property
+    def logger(self) -> logging.Logger:
+        if self.evidence_for:
+            return EVIDENCE_LOGGER
+        return super().logger
 
     @property
     def url_base(self) -> str:
@@ -220,9 +261,14 @@ class NorthpassStream(HttpStream, ABC):
         else:
             yield from self.listing.take()
 
-    def _read(self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]) -> Iterator[Any]:
+    def _read(
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
+    ) -> Iterator[Any]:
         """The records of one read: at or after the slice's cursor value if it has one, as the leaf keeps them."""
-        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state)
+        records: Iterable[Mapping[str, Any]] = self.read_pages(stream_slice, stream_state, budget)
         since = (stream_slice or {}).get(SINCE)
         if since:
             records = records_since(
@@ -236,14 +282,21 @@ class NorthpassStream(HttpStream, ABC):
             )
         return iter(self.shape.kept(records, since, self.logger, self.name))
 
-    def read_list(self, since: Optional[datetime]) -> Iterator[Mapping[str, Any]]:
-        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py)."""
-        return self._read({SINCE: format_timestamp(since)} if since else None, {})
+    def read_list(self, since: Optional[datetime], budget: Optional[PageBudget] = None) -> Iterator[Mapping[str, Any]]:
+        """One whole read of this list, from `since` if given: what a shared listing holds (listing.py). With a
+        `budget`, at most that many pages (the budget says whether it stopped short)."""
+        return self._read({SINCE: format_timestamp(since)} if since else None, {}, budget)
 
     def read_pages(
-        self, stream_slice: Optional[Mapping[str, Any]], stream_state: Mapping[str, Any]
+        self,
+        stream_slice: Optional[Mapping[str, Any]],
+        stream_state: Mapping[str, Any],
+        budget: Optional[PageBudget] = None,
     ) -> Iterator[Mapping[str, Any]]:
         """The records of one list (one slice), in page order. How the pages are requested is `paging.PageChain`'s."""
+        if budget is not None and budget.read >= budget.pages:
+            budget.exhausted = True
+            return  # nothing left to spend: not even the first page
         chain = PageChain(
             self.name,
             fetch=lambda token: self._fetch_page(stream_slice, stream_state, token),
@@ -253,6 +306,8 @@ class NorthpassStream(HttpStream, ABC):
             critical_path=self.critical_path,
         )
         for page in chain:
+            if budget is not None and not budget.take():
+                return  # leaving the loop closes the chain: no further page is requested
             records = 0
             for record in self.parse_response(
                 page.response, stream_state=stream_state, stream_slice=stream_slice, next_page_token=page.token
@@ -274,14 +329,25 @@ class NorthpassStream(HttpStream, ABC):
     ) -> Tuple[requests.PreparedRequest, requests.Response]:
         started = time.monotonic()
         try:
-            request, response = self._fetch_next_page(stream_slice, stream_state, next_page_token)
+            request, response = self.http_client.send_request(
+                http_method=self.http_method,
+                url=urljoin(
+                    self.url_base,
+                    self.path(stream_state=stream_state, stream_slice=stream_slice, next_page_token=next_page_token),
+                ),
+                request_kwargs=self.request_kwargs(stream_state, stream_slice, next_page_token),
+                headers=self.request_headers(stream_state, stream_slice, next_page_token),
+                params=self.request_params(stream_state, stream_slice, next_page_token),
+                dedupe_query_params=True,
+                exit_on_rate_limit=self.exit_on_rate_limit,
+            )
         except AirbyteTracedException as exc:
-            cause = exc._exception
+            cause = wrapped_exception(exc)
             if not isinstance(cause, BaseBackoffException):
                 # The CDK puts its dump of the request and response in internal_message, which the
                 # end-of-sync summary shows; the user should read the sentence meant for them there too.
                 raise failure(exc.message or str(exc), exc.failure_type or FailureType.system_error) from exc
-            attempts = self._http_client._request_attempt_count.pop(cause.request, None) or "several"  # type: ignore[arg-type]
+            attempts = self.session.attempts(cause.request) or "several"
             last = describe_last_answer(cause)
             message = (
                 f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
@@ -320,9 +386,7 @@ class NorthpassStream(HttpStream, ABC):
                 FailureType.config_error,
             )
         if response.status_code == 403:
-            with self._refused_lock:
-                first = not self._refused.is_set()
-                self._refused.set()
+            first = self._run.refuse()
             if first or not isinstance(self, NorthpassSubStream):
                 raise self._refusal(_endpoint(response.url), stream_slice)
             # Another parent's 403 answered while the first was failing the stream: the stream has failed once.
@@ -380,27 +444,26 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
     critical_path = False  # one short chain per parent, read by many workers at once around the long lists
 
     def __init__(
-        self,
-        listing: ParentListing[NorthpassStream],
-        config: NorthpassConfig,
-        authenticator: ApiKeyAuthenticator,
-        api_budget: APIBudget,
+        self, listing: ParentListing[NorthpassStream], context: SyncContext, plan: Optional[ReadPlan] = None
     ) -> None:
+        plan = plan or ReadPlan()
         self._empty_collections = EmptyCollections()
         self.parent_listing = listing
-        # Which parents this sync reads (listing.py): every one, each slice carrying the parent's cursor value when
-        # the child's records carry it; the source narrows it for an incremental read.
-        self.parents: ParentChoice = (
+        # Which parents this sync reads (listing.py): the plan's (an incremental read narrows them), else every one,
+        # each slice carrying the parent's cursor value when the child's records carry it.
+        self.parents: ParentChoice = plan.parents or (
             ParentsSince(str(self.cursor_field), None)
             if self.cursor_field and self.cursor_from_parent
             else EveryParent()
         )
-        super().__init__(parent=listing.stream, config=config, authenticator=authenticator, api_budget=api_budget)
-        # How many slices this read made, once it has made them all: an incremental child's cursor commits
-        # only when that many have been read to their end.
-        self.slices_total: Optional[int] = None
-        # Set by the source: one bound for every child stream of the sync on the slices made and not yet read.
-        self.slices_ahead = SlicesAhead(None)
+        super().__init__(parent=listing.stream, context=context, plan=plan)
+        # One bound for every child stream of the sync on the slices made and not yet read (sync.py).
+        self._slices_ahead = context.slices_ahead
+
+    @property
+    def slices_total(self) -> Optional[int]:
+        """How many slices this read made, once it has made them all (its cursor reads it from the plan's run)."""
+        return self._run.slices_total
 
     @property
     def primary_key(self) -> List[str]:  # type: ignore[override]
@@ -415,18 +478,18 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         """One slice per parent whose collection this attempt reads (see `parent_slices`), made as the CDK asks."""
         if self.checkpoint and self.checkpoint.stream_done:
             return
-        self.slices_total = None
+        self._run.slices_total = None
         total, parent_slices = self.parent_slices()  # counted first, for the 404 summary and the progress
         self._empty_collections.start(total)
         if self.progress:
             self.progress.parents_to_read(self.name, self.parent.name, total)
         for parent_slice in parent_slices:
-            self.slices_ahead.made()
+            self._slices_ahead.made()
             if self.forbidden:
-                self.slices_ahead.read()
+                self._slices_ahead.read()
                 return  # refused for one parent: the stream has failed, its other parents are not asked
             yield parent_slice
-        self.slices_total = total
+        self._run.slices_total = total
 
     def parent_slices(self) -> Tuple[int, Iterator[Mapping[str, Any]]]:
         """How many parents of the listing this sync reads (`parents`), less those an earlier attempt of the same
@@ -464,7 +527,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
                 return
             yield from super().read_records(sync_mode, cursor_field, stream_slice, stream_state)
         finally:
-            self.slices_ahead.read()
+            self._slices_ahead.read()
         if self.progress:
             self.progress.parent_read(self.name)
         summary = self._empty_collections.parent_read()
@@ -512,6 +575,7 @@ class People(NorthpassStream):
 
     endpoint = "people"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Courses(NorthpassStream):
@@ -519,6 +583,7 @@ class Courses(NorthpassStream):
 
     endpoint = "courses"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Groups(NorthpassStream):
@@ -526,6 +591,7 @@ class Groups(NorthpassStream):
 
     endpoint = "groups"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class LearningPaths(NorthpassStream):
@@ -533,6 +599,7 @@ class LearningPaths(NorthpassStream):
 
     endpoint = "learning-paths"
     cursor_field = UPDATED_AT
+    lists_for_children = True
 
 
 class Categories(NorthpassStream):
@@ -605,6 +672,7 @@ class QuizAttempts(NorthpassStream):
     """
 
     endpoint = "webhooks"
+    lists_for_children = True
     max_page_size = 50  # the webhook log serves at most 50 messages a page
     cursor_field = "webhook_created_at"
     cursor_attribute = CREATED_AT

@@ -19,9 +19,9 @@ from __future__ import annotations
 import hashlib
 import logging
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any, Callable, Iterable, List, Mapping, MutableMapping, Optional, Set
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterable, List, Mapping, MutableMapping, Optional, Set
 
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
@@ -31,7 +31,11 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from .checkpoint import CHECKPOINT_INTERVAL_SECONDS, ParentCheckpoint, checkpoint_for
 from .cursor import SyncClock, format_timestamp, parse_timestamp
 from .errors import Refused, failure
-from .listing import ChosenParent, ListedId, ListedStream
+from .listing import ChosenParent, ListedId
+from .paging import PageBudget
+
+if TYPE_CHECKING:
+    from .streams import NorthpassStream
 
 EVIDENCE_SINCE = "evidence_since"
 SWEEP_START = "sweep_start"
@@ -65,20 +69,38 @@ class Sweep:
         return (self.start + self.width) % SWEEP_CIRCLE
 
 
+@dataclass
+class Evidence:
+    """What the evidence reads found: the people named (None when a log was refused), and what each read cost."""
+
+    people: Optional[Set[Any]]
+    pages: Dict[str, int] = field(default_factory=dict)  # log -> pages read
+    cut_short: List[str] = field(default_factory=list)  # logs whose read stopped at the budget
+
+    def describe(self, since: datetime) -> str:
+        read = ", ".join(f"{n} page{'s' if n != 1 else ''} of {log}" for log, n in self.pages.items())
+        return f"evidence: {read or 'nothing read'} since {format_timestamp(since)}"
+
+
 class PeopleWithEvidence:
     """Incremental transcripts' choice of people: the rule of this module's docstring, in listing order.
 
-    `named_since(since)` reads the activity logs from `since` and returns the ids of the people they name, or
-    None when the API refuses one of them (403): without that evidence no person can be left out, so every
-    transcript is read, as on a first sync, and the user is told once. Any other failure of an evidence read
-    fails the stream (nothing is chosen from evidence read in part), and its state stays where it was.
+    `named_since(since, max_pages)` reads the activity logs from `since` and returns the people they name. A log the
+    API refuses (403) gives `people=None`: without that evidence no person can be left out, so every transcript is
+    read, as on a first sync, and the user is told once. Any other failure of an evidence read fails the stream
+    (nothing is chosen from evidence read in part), and its state stays where it was.
+
+    The evidence is worth at most the transcripts it spares: the people not already chosen for their `updated_at`
+    or by the sweep. Its reads stop at that many pages (an API that honours neither the logs' sort nor their filter
+    would otherwise page through the account's whole history on every sync); the user is told once, and the people
+    those logs would have named are left to the sweep, which re-reads everyone within N syncs.
     """
 
     def __init__(
         self,
         since: Optional[datetime],
         sweep: Sweep,
-        named_since: Callable[[datetime], Optional[Set[Any]]],
+        named_since: Callable[[datetime, int], Evidence],
         logger: logging.Logger,
         stream_name: str,
     ) -> None:
@@ -95,32 +117,47 @@ class PeopleWithEvidence:
             )
             return [(person_id, {}) for person_id, _ in listing]
         since = self.since
-        named = self._named_since(since)
-        if named is None:
+        # Who is read whatever the evidence says: created or updated since (no readable updated_at is a change),
+        # or in this sync's arc of the sweep.
+        updated: Set[Any] = set()
+        swept: Set[Any] = set()
+        for person_id, updated_at in listing:
+            changed_at = parse_timestamp(updated_at)
+            if changed_at is None or changed_at >= since:
+                updated.add(person_id)
+            elif self.sweep.covers(person_id):
+                swept.add(person_id)
+        spared = len(listing) - len(updated) - len(swept)  # the transcripts evidence can spare, at most
+        evidence = self._named_since(since, spared) if spared > 0 else Evidence(set())
+        if evidence.people is None:
             self._logger.warning(
                 f"Stream {self._stream_name}: the API key may not read the learning events or the quiz log (HTTP "
                 f"403), the evidence of who changed since {format_timestamp(since)}, so all {len(listing)} "
                 "transcripts are read, as on a first sync. Use the API key of an admin to read only the changed ones."
             )
             return [(person_id, {}) for person_id, _ in listing]
+        if evidence.cut_short:
+            self._logger.warning(
+                f"Stream {self._stream_name}: reading {' and '.join(evidence.cut_short)} since "
+                f"{format_timestamp(since)} as evidence would cost more requests than the {spared} transcripts it "
+                "could spare (the API seems to honour neither their sort nor their filter), so it stopped there: a "
+                "change shown only there arrives with the sweep, within "
+                f"{self.sweep.syncs} syncs, as a change without evidence does."
+            )
+        named = evidence.people
         chosen: List[ChosenParent] = []
-        updated = active = swept = 0
-        for person_id, updated_at in listing:
-            changed_at = parse_timestamp(updated_at)
-            if changed_at is None or changed_at >= since:  # no readable updated_at is taken as a change
-                updated += 1
+        active = 0
+        for person_id, _ in listing:
+            if person_id in updated or person_id in swept:
+                chosen.append((person_id, {}))
             elif person_id in named:
                 active += 1
-            elif self.sweep.covers(person_id):
-                swept += 1
-            else:
-                continue
-            chosen.append((person_id, {}))
+                chosen.append((person_id, {}))
         self._logger.info(
-            f"Stream {self._stream_name}: reading {len(chosen)} of {len(listing)} transcripts: {updated} of people "
+            f"Stream {self._stream_name}: reading {len(chosen)} of {len(listing)} transcripts: {len(updated)} of people "
             f"created or updated since {format_timestamp(since)}, {active} more of people named by learning events "
-            f"or quiz attempts since then ({len(named)} named in all), and {swept} more in this sync's share of the "
-            f"sweep (1/{self.sweep.syncs} of everyone)."
+            f"or quiz attempts since then ({len(named)} named in all; {evidence.describe(since)}), and {len(swept)} "
+            f"more in this sync's share of the sweep (1/{self.sweep.syncs} of everyone)."
         )
         return chosen
 
@@ -204,18 +241,25 @@ def _timestamp(
     return value
 
 
-def people_named_since(stream_name: str, *logs: ListedStream) -> Callable[[datetime], Optional[Set[Any]]]:
-    """Evidence from the activity logs: the `person_id` of every record each log has from `since` on, read at the
-    log's incremental cost whether or not the log's own stream is selected. None when a log is refused (403).
-    A log that cannot be read to its end fails `stream_name` with a message naming it as evidence."""
+EVIDENCE_LOGS = {"events": "learning events", "quiz_attempts": "the quiz log"}  # how the transcripts line names them
 
-    def named(since: datetime) -> Optional[Set[Any]]:
+
+def people_named_since(stream_name: str, *logs: NorthpassStream) -> Callable[[datetime, int], Evidence]:
+    """Evidence from the activity logs: the `person_id` of every record each log has from `since` on, read at the
+    log's incremental cost whether or not the log's own stream is selected, and at most `max_pages` pages in all.
+    `people` is None when a log is refused (403). A log that cannot be read to its end fails `stream_name` with a
+    message naming it as evidence."""
+
+    def named(since: datetime, max_pages: int) -> Evidence:
+        evidence = Evidence(set())
         people: Set[Any] = set()
         for log in logs:
+            label = EVIDENCE_LOGS.get(log.name, log.name)
+            budget = PageBudget(max_pages - sum(evidence.pages.values()))
             try:
-                people.update(record.get("person_id") for record in log.read_list(since))
+                people.update(record.get("person_id") for record in log.read_list(since, budget))
             except Refused:
-                return None
+                return Evidence(None)
             except AirbyteTracedException as exc:
                 message = (
                     f"Stream {stream_name}: could not read its evidence, the {log.name} log since "
@@ -223,7 +267,11 @@ def people_named_since(stream_name: str, *logs: ListedStream) -> Callable[[datet
                     f"{exc.message or exc}"
                 )
                 raise failure(message, exc.failure_type or FailureType.system_error) from exc
+            evidence.pages[label] = budget.read
+            if budget.exhausted:
+                evidence.cut_short.append(label)
         people.discard(None)
-        return people
+        evidence.people = people
+        return evidence
 
     return named

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import copy
-import json
 from pathlib import Path
 from typing import Any, Dict, Iterable, List, Mapping, Optional
 
@@ -17,7 +16,7 @@ from source_northpass_lms import SourceNorthpassLms
 
 API = "https://api.northpass.test/v2"
 API_KEY = "unit-test-key-5f3a9"
-RESOURCES = Path(__file__).parent / "resources"
+RESOURCES = Path(__file__).parent / "resources"  # earlier releases' spec.yaml, for the compatibility tests
 
 
 def make_config(**overrides: Any) -> Dict[str, Any]:
@@ -31,10 +30,6 @@ def make_config(**overrides: Any) -> Dict[str, Any]:
     }
     config.update(overrides)
     return config
-
-
-def resource_file(name: str) -> Dict[str, Any]:
-    return json.loads((RESOURCES / f"{name}.json").read_text())
 
 
 def jsonapi_page(resources: Iterable[Mapping[str, Any]], next_url: Optional[str] = None) -> Dict[str, Any]:

@@ -18,6 +18,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from source_northpass_lms import SourceNorthpassLms
 from source_northpass_lms.errors import failure
 from source_northpass_lms.listing import ParentListFailed, ParentListing
+from source_northpass_lms.sync import ListingPlan
 
 from .conftest import API, FORBIDDEN, NOT_FOUND, catalog, course, enrollment, jsonapi_page, make_config, records_of
 from .test_activity import event, message
@@ -94,8 +95,7 @@ def test_given_list_failing_after_a_page_when_read_by_parent_and_two_children_in
     first: str,
 ) -> None:
     stream = FailingList()
-    listing: ParentListing[Any] = ParentListing(stream)
-    listing.emits_records = True
+    listing: ParentListing[Any] = ParentListing(stream, ListingPlan(emits_records=True))
     readers = {
         "parent stream": lambda: list(listing.take()),
         "enrollments": lambda: listing.ids("course_enrollments"),

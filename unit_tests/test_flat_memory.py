@@ -19,9 +19,11 @@ from airbyte_cdk.models import SyncMode
 import source_northpass_lms.source as source_module
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
-from source_northpass_lms.listing import HANDOFF_RECORDS, ParentListing, SlicesAhead
+from source_northpass_lms.cursor import SyncClock
+from source_northpass_lms.listing import HANDOFF_RECORDS, ParentListing
 from source_northpass_lms.rate_limit import SlidingWindowBudget
-from source_northpass_lms.streams import CourseEnrollments, Courses, NorthpassStream
+from source_northpass_lms.streams import CourseEnrollments, Courses
+from source_northpass_lms.sync import ListingPlan, SlicesAhead, SyncContext
 
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 
@@ -63,8 +65,7 @@ def ids_of(listing: ParentListing[Any]) -> List[Any]:
 
 def test_given_parent_stream_first_when_it_reads_the_list_then_records_pass_through_and_children_get_its_ids() -> None:
     people = PeopleList()
-    listing: ParentListing[Any] = ParentListing(people)
-    listing.emits_records = True
+    listing: ParentListing[Any] = ParentListing(people, ListingPlan(emits_records=True))
 
     alive_halfway = None
     emitted = 0
@@ -82,8 +83,7 @@ def test_given_parent_stream_first_when_it_reads_the_list_then_records_pass_thro
 def test_given_child_first_and_parent_stream_taking_when_list_read_then_handed_on_never_more_than_the_bound() -> None:
     parent_attached = threading.Event()
     people = PeopleList(after_first=lambda: parent_attached.wait(10))
-    listing: ParentListing[Any] = ParentListing(people)
-    listing.emits_records = True
+    listing: ParentListing[Any] = ParentListing(people, ListingPlan(emits_records=True))
     child = threading.Thread(target=listing.ids, args=("transcripts",))
     child.start()  # reads the list, and waits after its first record for the parent stream to come
 
@@ -105,8 +105,7 @@ def test_given_child_first_and_parent_stream_taking_when_list_read_then_handed_o
 
 def test_given_child_read_a_long_list_alone_when_parent_stream_comes_then_nothing_was_kept_and_it_reads_again() -> None:
     people = PeopleList()
-    listing: ParentListing[Any] = ParentListing(people)
-    listing.emits_records = True
+    listing: ParentListing[Any] = ParentListing(people, ListingPlan(emits_records=True))
 
     ids = ids_of(listing)
     alive_after_child = people.alive()
@@ -118,12 +117,14 @@ def test_given_child_read_a_long_list_alone_when_parent_stream_comes_then_nothin
     assert people.reads == 2
 
 
-def enrollments_of(http: rm.Mocker, courses: int) -> CourseEnrollments:
+def enrollments_of(http: rm.Mocker, courses: int, slices_ahead: SlicesAhead) -> CourseEnrollments:
     http.get(f"{API}/courses", json=jsonapi_page([course(index) for index in range(courses)]))
     config = NorthpassConfig.parse(make_config())
-    deps = (config, ApiKeyAuthenticator(config.api_key, config.base_url), SlidingWindowBudget(1000))
-    courses_stream = Courses(*deps)
-    return CourseEnrollments(ParentListing[NorthpassStream](courses_stream), *deps)
+    authenticator = ApiKeyAuthenticator(config.api_key, config.base_url)
+    context = SyncContext(config, authenticator, SlidingWindowBudget(1000), SyncClock(), slices_ahead=slices_ahead)
+    listing = Courses(context).listing
+    assert listing is not None
+    return CourseEnrollments(listing, context)
 
 
 def wait_for(condition: Callable[[], bool]) -> None:
@@ -135,8 +136,8 @@ def wait_for(condition: Callable[[], bool]) -> None:
 def test_given_slices_ahead_bound_when_child_slices_then_it_waits_for_slices_read_and_stops_waiting_when_read_ends(
     http: rm.Mocker,
 ) -> None:
-    enrollments = enrollments_of(http, 50)
-    enrollments.slices_ahead = bound = SlicesAhead(3)
+    bound = SlicesAhead(3)
+    enrollments = enrollments_of(http, 50, bound)
     bound.start()
     made: List[Any] = []
     slicing = threading.Thread(target=lambda: made.extend(enrollments.stream_slices(SyncMode.full_refresh)))

@@ -257,10 +257,22 @@ def test_dockerfile_final_stage_is_airbytes_template_with_our_connector_name(air
     assert connector_name in {entry.name for entry in scripts if entry.group == "console_scripts"}
 
 
-def test_builder_stage_installs_the_package_into_the_base_images_python() -> None:
+def test_builder_stage_installs_the_locked_dependencies_then_the_package_into_the_base_images_python() -> None:
+    """poetry.lock's versions, hash-checked, then the package with no dependencies of its own choosing.
+
+    That the requirements file is the lock's main group: unit_tests/test_poetry_lock.py; that the built image holds
+    exactly the lock's versions: integration_tests/test_image.py.
+    """
     builder, _ = _stages()
     assert builder[0] == ("FROM", "${BASE_IMAGE} AS builder")
-    assert ("RUN", "pip install --no-cache-dir .") in builder
+    runs = [" ".join(arguments.split()) for name, arguments in builder if name == "RUN"]
+    assert runs == [
+        "python requirements_from_lock.py poetry.lock > requirements.lock "
+        "&& pip install --no-cache-dir --require-hashes --no-deps -r requirements.lock",
+        "pip install --no-cache-dir --no-deps .",
+    ]
+    copied = [shlex.split(arguments) for name, arguments in builder if name == "COPY"]
+    assert copied[0] == ["poetry.lock", "scripts/requirements_from_lock.py", "./"]
 
 
 def test_every_path_the_dockerfile_copies_exists() -> None:
@@ -273,7 +285,16 @@ def test_every_path_the_dockerfile_copies_exists() -> None:
 def test_dockerfile_copies_what_the_package_build_reads() -> None:
     """`pip install .` in the image needs the readme pyproject.toml names, and the package itself."""
     copied = {source for sources in _copied_from_context() for source in sources}
-    assert {"pyproject.toml", PACKAGE, _poetry()["readme"]} <= copied
+    assert {"pyproject.toml", PACKAGE, _poetry()["readme"], "poetry.lock"} <= copied
+
+
+def test_dockerignore_lets_into_the_build_context_every_path_the_dockerfile_copies() -> None:
+    """.dockerignore excludes everything (`*`) and lets back in, by name, each path the Dockerfile copies."""
+    lines = [line.strip() for line in (ROOT / ".dockerignore").read_text().splitlines()]
+    allowed = {line[1:] for line in lines if line.startswith("!")}
+    assert "*" in lines
+    copied = {source for sources in _copied_from_context() for source in sources}
+    assert copied == allowed
 
 
 def test_main_py_answers_spec() -> None:
@@ -317,3 +338,9 @@ def test_wheel_declares_the_console_script(wheel: zipfile.ZipFile) -> None:
     text = wheel.read(entry_points).decode()
     assert re.search(r"^\[console_scripts\]$", text, re.M)
     assert re.search(rf"^source-northpass-lms\s*=\s*{PACKAGE}\.run:run$", text, re.M)
+
+
+def test_wheel_holds_only_the_connector_package(wheel: zipfile.ZipFile) -> None:
+    """The sandbox, the tools and the tests are top-level folders beside the package, and stay out of the wheel."""
+    top_level = {name.split("/")[0] for name in wheel.namelist()}
+    assert {name for name in top_level if not name.endswith(".dist-info")} == {PACKAGE}

@@ -11,11 +11,13 @@ from typing import Any, List, Optional
 import pytest
 import requests
 
-from integration_tests.sandbox import SandboxOptions, SandboxServer
+from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
+from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.rate_limit import PacedAdapter, SlidingWindowBudget, ahead_in_line
 from source_northpass_lms.streams import People
+from source_northpass_lms.sync import SyncContext
 
 OVERSHOOT = 1e-6
 
@@ -198,8 +200,9 @@ def test_given_base_url_of_either_scheme_when_a_stream_sends_then_it_goes_throug
     base_url: str,
 ) -> None:
     config = NorthpassConfig.parse({"api_key": "key", "base_url": base_url})
-    stream = People(config, ApiKeyAuthenticator(config.api_key, config.base_url), CountingBudget())
+    budget = CountingBudget()
+    stream = People(SyncContext(config, ApiKeyAuthenticator(config.api_key, config.base_url), budget, SyncClock()))
 
-    adapter = stream._http_client._session.get_adapter(f"{config.api_root}people")
+    adapter = stream.session.get_adapter(f"{config.api_root}people")
 
     assert isinstance(adapter, PacedAdapter)

@@ -9,9 +9,10 @@ from airbyte_cdk.models import SyncMode
 
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
-from source_northpass_lms.listing import ParentListing
+from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.rate_limit import SlidingWindowBudget
-from source_northpass_lms.streams import CourseEnrollments, Courses, NorthpassStream
+from source_northpass_lms.streams import CourseEnrollments, Courses
+from source_northpass_lms.sync import ListingPlan, ReadPlan, SyncContext
 
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 
@@ -57,10 +58,10 @@ def test_given_shared_list_already_handed_over_when_courses_read_again_then_list
     two_pages_of_courses(http)
     config = NorthpassConfig.parse(make_config())
     budget = SlidingWindowBudget(config.requests_per_second)
-    courses = Courses(config, ApiKeyAuthenticator(config.api_key, config.base_url), budget)
-    courses.listing = listing = ParentListing[NorthpassStream](courses)
-    enrollments = CourseEnrollments(listing, config, ApiKeyAuthenticator(config.api_key, config.base_url), budget)
-    listing.emits_records = True
+    context = SyncContext(config, ApiKeyAuthenticator(config.api_key, config.base_url), budget, SyncClock())
+    courses = Courses(context, ReadPlan(listing=ListingPlan(emits_records=True)))
+    assert courses.listing is not None
+    enrollments = CourseEnrollments(courses.listing, context)
 
     slices = list(enrollments.stream_slices(SyncMode.full_refresh))
     first = list(courses.read_records(SyncMode.full_refresh))

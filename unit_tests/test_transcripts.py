@@ -284,3 +284,51 @@ def test_given_100000_people_read_out_of_order_with_a_straggler_then_every_state
 class PersonPartition(ParentPartition):
     def __init__(self, person_id: str) -> None:
         self._slice = {"person_id": person_id}
+
+
+def test_given_evidence_reads_when_incremental_then_named_as_evidence_in_the_transcripts_line_not_as_streams(
+    http: rm.Mocker,
+) -> None:
+    people_list(http, [person(i) for i in range(40)])
+    transcripts_of(http, range(40))
+    http.get(f"{API}/events", json=jsonapi_page([event("person-0007", "2024-06-03T00:00:00Z")]))
+    http.get(f"{API}/webhooks", status_code=404, json=NOT_FOUND)  # no webhook subscription
+    state = [state_message("transcripts", {"evidence_since": "2024-06-01T00:00:00Z", "sweep_start": 0})]
+
+    output = read_incremental(state)
+
+    info = [m.log.message for m in output.logs if m.log.level.value == "INFO"]
+    assert not [line for line in info if line.startswith(("Stream events:", "Stream quiz_attempts:"))], info
+    (line,) = [line for line in info if line.startswith("Stream transcripts: reading ")]
+    assert "evidence: 1 page of learning events, 1 page of the quiz log since 2024-06-01T00:00:00Z" in line
+    assert "person-0007" in transcript_requests(http)
+
+
+def test_given_logs_that_ignore_sort_and_filter_when_incremental_then_evidence_stops_at_what_it_could_spare(
+    http: rm.Mocker,
+) -> None:
+    people = [person(i) for i in range(40)]  # none updated since the cutoff
+    people_list(http, people)
+    transcripts_of(http, range(40))
+
+    def endless_old_log(request: Any, context: Any) -> Dict[str, Any]:  # the API ignores sort and filter
+        page = int(request.qs.get("page", ["1"])[0])
+        old = [event(f"person-{i:04d}", "2020-01-01T00:00:00Z") for i in range(100)]
+        return jsonapi_page(old, f"{API}/events?page={page + 1}")
+
+    http.get(f"{API}/events", json=endless_old_log)
+    sweep = Sweep(start=0, syncs=7)
+    swept = {p["id"] for p in people if sweep.covers(p["id"])}
+    state = [state_message("transcripts", {"evidence_since": "2024-06-01T00:00:00Z", "sweep_start": 0})]
+
+    output = read_incremental(state)
+
+    spared = len(people) - len(swept)
+    events_requests = [r for r in http.request_history if urlsplit(r.url).path == "/v2/events"]
+    assert spared + 1 <= len(events_requests) <= spared + 1 + 4  # the budget, one page to see it run over, read-ahead
+    assert not [r for r in http.request_history if urlsplit(r.url).path == "/v2/webhooks"]  # nothing left to spend
+    warnings = [m.log.message for m in output.logs if m.log.level.value == "WARN"]
+    assert len(warnings) == 1 and f"would cost more requests than the {spared} transcripts" in warnings[0]
+    assert "learning events and the quiz log" in warnings[0] and "within 7 syncs" in warnings[0]
+    assert set(transcript_requests(http)) == swept  # the sweep; nobody the old events name is taken as changed
+    assert output.get_stream_statuses("transcripts")[-1].name == "COMPLETE"

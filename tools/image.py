@@ -13,9 +13,10 @@ import shutil
 import subprocess
 import uuid
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional, Sequence, Tuple
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER_INFO_TIMEOUT_SECONDS = 20
@@ -28,6 +29,50 @@ HOST_CA_BUNDLE = "/etc/ssl/certs/ca-certificates.crt"
 # vfs needs no kernel overlay support and chroot isolation no user namespaces: both work inside a container.
 BUILDAH = ["buildah", "--storage-driver", "vfs"]
 BUILDAH_ISOLATION = ["--isolation", "chroot", "--network", "host"]
+
+
+# Run by the image's Python (standard library only): its PEP 508 marker environment, as packaging's
+# default_environment() computes it, and every installed distribution, in sys.path order (the first of a name is the
+# one `import` finds; a later one of the same name is shadowed).
+PYTHON_REPORT = """
+import importlib.metadata, json, os, platform, sys
+info = sys.implementation.version
+implementation_version = f"{info.major}.{info.minor}.{info.micro}"
+if info.releaselevel != "final":
+    implementation_version += info.releaselevel[0] + str(info.serial)
+environment = {
+    "implementation_name": sys.implementation.name,
+    "implementation_version": implementation_version,
+    "os_name": os.name,
+    "platform_machine": platform.machine(),
+    "platform_release": platform.release(),
+    "platform_system": platform.system(),
+    "platform_version": platform.version(),
+    "python_full_version": platform.python_version(),
+    "platform_python_implementation": platform.python_implementation(),
+    "python_version": ".".join(platform.python_version_tuple()[:2]),
+    "sys_platform": sys.platform,
+}
+distributions = [[d.metadata["Name"], d.version] for d in importlib.metadata.distributions()]
+print(json.dumps({"environment": environment, "distributions": distributions}))
+"""
+
+
+@dataclass(frozen=True)
+class PythonReport:
+    """What PYTHON_REPORT printed: the marker environment and each (name, version) installed, in sys.path order."""
+
+    environment: Dict[str, str]
+    distributions: List[Tuple[str, str]]
+
+    @classmethod
+    def from_output(cls, done: subprocess.CompletedProcess[str], what: str) -> PythonReport:
+        if done.returncode != 0:
+            raise RuntimeError(f"the Python of {what} failed ({done.returncode}): {done.stderr[-3000:]}")
+        report = json.loads(done.stdout.strip().splitlines()[-1])
+        return cls(
+            dict(report["environment"]), [(str(name), str(version)) for name, version in report["distributions"]]
+        )
 
 
 class ImageEngineUnavailable(Exception):
@@ -85,6 +130,10 @@ class ConnectorImage(ABC):
         """Run the image with these arguments, host network, `files` mounted read-only at FILES_IN_CONTAINER."""
 
     @abstractmethod
+    def python_report(self, of_base_image: bool = False) -> PythonReport:
+        """PYTHON_REPORT run by `python` in this image, or in the base image it was built on."""
+
+    @abstractmethod
     def size(self) -> str:
         """The image's size as the engine reports it."""
 
@@ -110,6 +159,13 @@ class DockerImage(ConnectorImage):
     def run(self, args: Sequence[str], files: Path) -> subprocess.CompletedProcess[str]:
         mount = f"{files}:{FILES_IN_CONTAINER}:ro"
         return _run(["docker", "run", "--rm", "--network", "host", "-v", mount, self.tag, *args], RUN_TIMEOUT_SECONDS)
+
+    def python_report(self, of_base_image: bool = False) -> PythonReport:
+        image = dockerfile_base_image() if of_base_image else self.tag
+        done = _run(
+            ["docker", "run", "--rm", "--entrypoint", "python", image, "-c", PYTHON_REPORT], RUN_TIMEOUT_SECONDS
+        )
+        return PythonReport.from_output(done, image)
 
     def size(self) -> str:
         return f"{self._inspect()['Size'] / 1e6:.0f} MB"
@@ -162,6 +218,17 @@ class BuildahImage(ConnectorImage):
         command = [*BUILDAH, "run", *BUILDAH_ISOLATION, "--volume", mount, self.container, "--", *entrypoint, *args]
         return _run(command, RUN_TIMEOUT_SECONDS)
 
+    def python_report(self, of_base_image: bool = False) -> PythonReport:
+        if not of_base_image:
+            command = [*BUILDAH, "run", *BUILDAH_ISOLATION, self.container, "--", "python", "-c", PYTHON_REPORT]
+            return PythonReport.from_output(_run(command, RUN_TIMEOUT_SECONDS), self.tag)
+        base = _checked([*BUILDAH, "from", "--quiet", self.base_image], 300, "buildah from").strip()
+        try:
+            command = [*BUILDAH, "run", *BUILDAH_ISOLATION, base, "--", "python", "-c", PYTHON_REPORT]
+            return PythonReport.from_output(_run(command, RUN_TIMEOUT_SECONDS), self.base_image)
+        finally:
+            _run([*BUILDAH, "rm", base], 300)
+
     def size(self) -> str:
         return _checked([*BUILDAH, "images", "--format", "{{.Size}}", self.tag], 60, "buildah images").strip()
 
@@ -169,6 +236,14 @@ class BuildahImage(ConnectorImage):
         if self.container:
             _run([*BUILDAH, "rm", self.container], 300)
         _run([*BUILDAH, "rmi", "--force", self.tag], 300)
+
+
+def dockerfile_base_image() -> str:
+    """The default of the Dockerfile's `ARG BASE_IMAGE=...`: the base a `docker build` without arguments uses."""
+    for line in (ROOT / "Dockerfile").read_text().splitlines():
+        if line.startswith("ARG BASE_IMAGE="):
+            return line.partition("=")[2].strip()
+    raise RuntimeError("the Dockerfile has no ARG BASE_IMAGE=...")
 
 
 def build_connector_image() -> ConnectorImage:

@@ -46,7 +46,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, List, Optional, Sequence, Set, Tuple
 
-from integration_tests.harness import (
+from source_northpass_lms.transcripts import Sweep
+from tools.harness import (
     CONNECTOR,
     PAGE_SIZE,
     SandboxProcess,
@@ -57,7 +58,6 @@ from integration_tests.harness import (
     run_sync,
     with_parents,
 )
-from source_northpass_lms.transcripts import Sweep
 
 RATE_LIMIT = 10  # requests per second, the API's documented limit and the sandbox's
 CPU_PEOPLE = 20_000

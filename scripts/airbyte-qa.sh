@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # CI step: Airbyte's QA checks on this repository laid out as Airbyte's monorepo, offline
-# (integration_tests/airbyte_qa.py; integration_tests/test_airbyte_qa.py says which results are expected).
+# (tools/airbyte_qa.py; integration_tests/test_airbyte_qa.py says which results are expected).
 #
 # The checks ship in airbyte-internal-ops, a large install (about 430 packages, 860 MB) whose dependencies
 # are not the connector's, so it lives in its own venv, AIRBYTE_QA_VENV (default .venv-qa/ at the repository
@@ -18,7 +18,7 @@ stamp="$qa_venv/.installed-$(echo "$qa_requirement" | sha1sum | cut -c1-12)"
 
 if [ ! -f "$stamp" ]; then
     if ! "$qa_python" -c 'import sys; assert (3, 11) <= sys.version_info[:2] <= (3, 12)' 2>/dev/null; then
-        echo "run_airbyte_qa: '$qa_python' is not Python 3.11 or 3.12, which $qa_requirement needs; set AIRBYTE_QA_PYTHON." >&2
+        echo "airbyte-qa: '$qa_python' is not Python 3.11 or 3.12, which $qa_requirement needs; set AIRBYTE_QA_PYTHON." >&2
         exit 2
     fi
     echo "Setting up $qa_venv with $qa_requirement (first run, about 4 minutes)..." >&2
@@ -26,11 +26,11 @@ if [ ! -f "$stamp" ]; then
     "$qa_python" -m venv "$qa_venv"
     if ! "$qa_venv/bin/python" -m pip install "$qa_requirement" >"$qa_venv/install.log" 2>&1; then
         tail -n 40 "$qa_venv/install.log" >&2
-        echo "run_airbyte_qa: installing $qa_requirement failed; the whole pip output is in $qa_venv/install.log" >&2
+        echo "airbyte-qa: installing $qa_requirement failed; the whole pip output is in $qa_venv/install.log" >&2
         exit 1
     fi
     touch "$stamp"
 fi
 
 # The checks' own libraries warn about Python versions on import; the results are what matters here.
-exec env PYTHONWARNINGS=ignore::FutureWarning "$qa_venv/bin/python" "$root/integration_tests/airbyte_qa.py" "$@"
+exec env PYTHONWARNINGS=ignore::FutureWarning "$qa_venv/bin/python" "$root/tools/airbyte_qa.py" "$@"

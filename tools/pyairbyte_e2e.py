@@ -2,10 +2,10 @@
 
 Run with the Python of a venv where PyAirbyte (`airbyte` on PyPI) is installed, NOT the connector's:
 
-    .venv-pyairbyte/bin/python integration_tests/pyairbyte_e2e.py \\
+    .venv-pyairbyte/bin/python tools/pyairbyte_e2e.py \\
         --connector-executable /path/to/connector-venv/bin/source-northpass-lms
 
-(`integration_tests/run_pyairbyte.sh` creates that venv and runs this.) The sandbox is started with the
+(`scripts/pyairbyte.sh` creates that venv and runs this.) The sandbox is started with the
 connector venv's Python (`--sandbox-python`, by default the `python` beside the connector's executable),
 on 127.0.0.1 only. PyAirbyte runs offline, with every file it writes in a temporary folder.
 
@@ -35,7 +35,7 @@ from typing import Any, Dict, List, Mapping, Tuple
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))  # the sandbox's data module is standard library only: PyAirbyte's venv can import it
 
-from integration_tests.sandbox.data import ACTIVITY_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS  # noqa: E402
+from sandbox.data import ACTIVITY_STREAMS, PRIMARY_KEYS, UPDATED_AT_STREAMS  # noqa: E402
 
 STREAMS = tuple(PRIMARY_KEYS)
 # Streams with a cursor (updated_at, or the activity logs' creation time): PyAirbyte reads them incrementally, so a second read with the first
@@ -104,7 +104,7 @@ def _offline_environment(work: Path) -> None:
 
 def _start_sandbox(args: argparse.Namespace) -> Tuple[subprocess.Popen[str], str]:
     command = [
-        str(args.sandbox_python), "-m", "integration_tests.sandbox", "serve",
+        str(args.sandbox_python), "-m", "sandbox", "serve",
         "--people", str(args.people), "--courses", str(args.courses), "--rps", "0",
     ]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
@@ -115,7 +115,7 @@ def _start_sandbox(args: argparse.Namespace) -> Tuple[subprocess.Popen[str], str
         sandbox.kill()
         raise SystemExit(f"the sandbox exited before printing its address: {' '.join(command)}")
     base_url = json.loads(line)["base_url"]
-    if not base_url.startswith("http://127.0.0.1:"):
+    if not base_url.startswith("http://127.0.0.1:"):  # ignore-https-check: the sandbox, plain HTTP on loopback
         sandbox.kill()
         raise SystemExit(f"the sandbox is not on 127.0.0.1: {base_url}")
     return sandbox, base_url

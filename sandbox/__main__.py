@@ -1,4 +1,4 @@
-"""CLI: ``python -m integration_tests.sandbox serve|dump [options]``.
+"""CLI: ``python -m sandbox serve|dump [options]``.
 
 ``serve`` prints one JSON line ``{"base_url": ..., "api_key": ...}`` to stdout,
 then serves on 127.0.0.1 until SIGTERM/SIGINT. ``dump`` prints the expected
@@ -34,7 +34,7 @@ def _data_args(parser: argparse.ArgumentParser) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m integration_tests.sandbox")
+    parser = argparse.ArgumentParser(prog="python -m sandbox")
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="run the fake Northpass API on 127.0.0.1")
     _data_args(serve)

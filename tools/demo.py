@@ -14,7 +14,7 @@ import textwrap
 from pathlib import Path
 from typing import Any, List, Mapping, Sequence, Set
 
-from integration_tests.harness import ROOT, SandboxProcess, SyncResult, cli_message, requests_per_stream, run_sync
+from tools.harness import ROOT, SandboxProcess, SyncResult, cli_message, requests_per_stream, run_sync
 
 TRANSCRIPTS = "transcripts"
 ACTIVE_SHARE = 0.01  # people whose transcript changes with evidence before the second sync; as many change without

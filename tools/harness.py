@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Dict, Iterator, List, Mapping, Optional, Sequence
 
-from integration_tests.sandbox.data import CHILD_STREAMS
+from sandbox.data import CHILD_STREAMS
 
 ROOT = Path(__file__).resolve().parent.parent
 CONNECTOR = Path(sys.executable).parent / "source-northpass-lms"
@@ -35,7 +35,7 @@ CONNECTOR_LOG_PREFIX = "Stream "  # how the connector's own log messages about a
 
 
 class SandboxProcess:
-    """`python -m integration_tests.sandbox serve ...` in its own process, on 127.0.0.1."""
+    """`python -m sandbox serve ...` in its own process, on 127.0.0.1."""
 
     def __init__(self, args: Sequence[str]) -> None:
         self._args = list(args)
@@ -45,7 +45,7 @@ class SandboxProcess:
 
     def __enter__(self) -> SandboxProcess:
         self._proc = subprocess.Popen(
-            [sys.executable, "-m", "integration_tests.sandbox", "serve", *self._args],
+            [sys.executable, "-m", "sandbox", "serve", *self._args],
             cwd=ROOT,
             stdout=subprocess.PIPE,
             text=True,

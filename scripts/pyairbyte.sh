@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# CI step: read the sandbox twice through PyAirbyte (integration_tests/pyairbyte_e2e.py).
+# CI step: read the sandbox twice through PyAirbyte (tools/pyairbyte_e2e.py).
 #
 # PyAirbyte is a large install (about 800 MB) with dependencies of its own, so it lives in its own venv,
 # PYAIRBYTE_VENV (default .venv-pyairbyte/ at the repository root), created here if missing. The connector
@@ -26,7 +26,7 @@ if ! "$pyairbyte_venv/bin/python" -c 'import airbyte' 2>/dev/null; then
     "$pyairbyte_venv/bin/python" -m pip install --quiet "$pyairbyte_requirement"
 fi
 
-exec "$pyairbyte_venv/bin/python" "$root/integration_tests/pyairbyte_e2e.py" \
+exec "$pyairbyte_venv/bin/python" "$root/tools/pyairbyte_e2e.py" \
     --connector-executable "$connector_executable" \
     --sandbox-python "$(command -v "$connector_python")" \
     "$@"

@@ -2,10 +2,10 @@
 
 Usage::
 
-    from integration_tests.sandbox import SandboxServer, SandboxOptions, FaultConfig
+    from sandbox import SandboxServer, SandboxOptions, FaultConfig
 
     with SandboxServer(SandboxOptions(seed=42, requests_per_second=10)) as sb:
-        sb.base_url                    # http://127.0.0.1:PORT (no /v2)
+        sb.base_url                    # its root, plain HTTP on 127.0.0.1:PORT (no /v2)
         sb.expected_records("people")  # what the connector should emit
         sb.mutate()                    # change data between two syncs
         sb.add_activity()              # new events and quiz attempts (learning activity logs)
@@ -21,7 +21,7 @@ TRANSCRIPT_STREAMS), ``POST /_sandbox/mutate``, ``POST /_sandbox/activity``, ``P
 (body: the arguments of ``change_transcripts``), ``GET /_sandbox/clock``, ``POST /_sandbox/clock``
 (``{"at": ISO 8601}`` or ``{"advance_seconds": n}``), ``GET|POST /_sandbox/faults``.
 
-CLI: ``python -m integration_tests.sandbox serve|dump --help`` (run from the
+CLI: ``python -m sandbox serve|dump --help`` (run from the
 repository root).
 """
 

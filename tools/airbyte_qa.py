@@ -1,9 +1,9 @@
 """Airbyte's own QA checks (`airbyte-internal-ops`, module `airbyte_ops_mcp.connector_qa`), run offline.
 
 Run with the Python of a venv where `airbyte-internal-ops` is installed, NOT the connector's
-(`integration_tests/run_airbyte_qa.sh` creates that venv and runs this):
+(`scripts/airbyte-qa.sh` creates that venv and runs this):
 
-    .venv-qa/bin/python integration_tests/airbyte_qa.py --json results.json
+    .venv-qa/bin/python tools/airbyte_qa.py --json results.json
 
 The checks read a git checkout of Airbyte's monorepo from the working directory, so this lays out the
 repository the way it would sit there, in a temporary git repository: the connector's files (tracked, or
