@@ -261,8 +261,12 @@ class FaultConfig:
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
 
-    def fails(self, path: str, page: int) -> bool:
-        """Whether ``failing_paths`` makes this request (path, page number) fail."""
+    def fails(self, path: str, target: str) -> bool:
+        """Whether ``failing_paths`` makes this request (its path, and the raw target with its query) fail."""
+        if not self.failing_paths:
+            return False
+        raw = dict(parse_qsl(urlsplit(target).query)).get("page", "1")
+        page = int(raw) if raw.isdigit() else 1
         for entry in self.failing_paths:
             where, _, query = entry.partition("?")
             wanted = dict(parse_qsl(query)).get("page")
@@ -676,8 +680,7 @@ class _Handler(BaseHTTPRequestHandler):
         if sb.options.latency_ms > 0:
             time.sleep(sb.options.latency_ms / 1000.0)
 
-        page_param = dict(parse_qsl(urlsplit(self.path).query)).get("page", "1")
-        if faults.config.fails(path, int(page_param) if page_param.isdigit() else 1):
+        if faults.config.fails(path, self.path):
             html = b"<html><head><title>500 Internal Server Error</title></head><body>500</body></html>"
             answer(500, html, "persistent_500", content_type="text/html; charset=utf-8")
             return
