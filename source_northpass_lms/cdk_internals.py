@@ -6,7 +6,7 @@ fails too when another module of the package uses one of them.
 
 - `AirbyteTracedException._exception`: the exception the CDK wraps, given as `exception=` and kept with no public
   getter. When its HttpClient gives up retrying it wraps the last `BaseBackoffException` so, and only that tells
-  which request failed and what the API last answered (streams.py names both to the user). The CDK raises the
+  which request failed and what the API last answered (base_stream.py names both to the user). The CDK raises the
   wrapper inside its `except`, not `from` the cause, so `__cause__` is None; `__context__` holds the same exception
   today only by where the `raise` stands, a link one refactor can drop without an error. The explicit one is read.
 - `PoolManager.pool_classes_by_scheme` and `HTTPConnectionPool.ConnectionCls` (urllib3; no leading underscore, but

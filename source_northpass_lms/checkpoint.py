@@ -23,17 +23,14 @@ import json
 import logging
 import threading
 import time
-from queue import Queue
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, MutableMapping, Optional, Set
 
-from airbyte_cdk.models import AirbyteMessage, Level
+from airbyte_cdk.models import AirbyteMessage
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
-from airbyte_cdk.sources.message.repository import LogMessage
 from airbyte_cdk.sources.streams import NO_CURSOR_STATE_KEY
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 from airbyte_cdk.sources.streams.concurrent.partitions.partition import Partition
-from airbyte_cdk.sources.streams.concurrent.partitions.types import QueueItem
 from airbyte_cdk.sources.types import Record
 
 SYNC_ID = "sync_id"
@@ -49,35 +46,6 @@ MAX_STATE_BYTES = 10_000
 # (a 64-character digest, the `last` id, the stream descriptor and the CDK's envelope) with a wide margin.
 # Ids beyond it are left out: those parents are read again after a crash (duplicates, never a loss).
 DONE_IDS_BUDGET_BYTES = 7_000
-
-
-class OrderedMessageRepository(MessageRepository):
-    """Emits a worker's messages through the read's record queue, so they reach stdout after its records.
-
-    The CDK's in-memory repository is drained by the main thread between any two queue items, so a
-    state emitted by a worker right after its last record can overtake records still waiting in the
-    queue: a crash in between would leave a checkpoint claiming records that were never delivered.
-    A message put on the queue behind the records cannot. The main thread's own messages (the state at
-    a stream's end) go to the source's repository, which it drains at once: putting on the queue it
-    alone consumes could block it forever.
-    """
-
-    def __init__(self, queue: Queue[QueueItem], main_repository: MessageRepository) -> None:
-        self._queue = queue
-        self._main_repository = main_repository
-        self.consumer_thread = threading.get_ident()  # reset by the source when its read starts
-
-    def emit_message(self, message: AirbyteMessage) -> None:
-        if threading.get_ident() == self.consumer_thread:
-            self._main_repository.emit_message(message)
-        else:
-            self._queue.put(message)
-
-    def log_message(self, level: Level, message_provider: Callable[[], LogMessage]) -> None:
-        self._main_repository.log_message(level, message_provider)
-
-    def consume_queue(self) -> Iterable[AirbyteMessage]:
-        return self._main_repository.consume_queue()
 
 
 def checkpoint_for(
@@ -175,7 +143,7 @@ class ParentCheckpoint(StreamCheckpoint):
     """A child stream's cursor: which parents' collections were emitted whole, as a frontier in listing order.
 
     A parent is done when its partition closes: the CDK calls close_partition after the partition's last
-    record is on the queue, and the checkpoint goes on the queue behind it (OrderedMessageRepository).
+    record is on the queue, and the checkpoint goes on the queue behind it (messages.py).
     A parent interrupted half-way is not done, and is read again from its first page. Nor is a parent whose
     partition closed after the stream was refused (`refused`): it was not asked at all.
     """

@@ -8,12 +8,10 @@ from __future__ import annotations
 
 import logging
 import threading
-from datetime import datetime, timezone
-from email.utils import parsedate_to_datetime
+from datetime import datetime
 from typing import Any, Callable, Iterable, Iterator, Mapping, MutableMapping, Optional
 
 import pendulum
-import requests
 from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message import MessageRepository
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
@@ -43,42 +41,6 @@ def parse_timestamp(value: Any) -> Optional[datetime]:
 
 def format_timestamp(value: datetime) -> str:
     return pendulum.instance(value).in_timezone("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-class SyncClock:
-    """When this sync started: the earlier of our clock at the start and the API's own (the `Date` header of the
-    first answer), so that a clock of ours running ahead never puts a cutoff after a change the API dated.
-
-    Fixed by its first reading, so every record of a sync carries the same value; a retried attempt of a sync
-    takes the first attempt's start (`resume`).
-    """
-
-    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
-        self._ours = now()
-        self._api: Optional[datetime] = None
-        self._started: Optional[datetime] = None
-        self._lock = threading.Lock()
-
-    def saw(self, response: requests.Response) -> None:
-        if self._api is not None:
-            return
-        try:
-            stamp = parsedate_to_datetime(response.headers.get("Date", ""))
-        except (TypeError, ValueError, IndexError):
-            return  # no Date header, or not a date: our own clock stands
-        with self._lock:
-            if self._api is None and stamp.tzinfo is not None:
-                self._api = stamp.astimezone(timezone.utc)
-
-    def resume(self, started: datetime) -> None:
-        with self._lock:
-            self._started = started
-
-    def started(self) -> datetime:
-        with self._lock:
-            if self._started is None:
-                self._started = min(self._ours, self._api) if self._api else self._ours
-            return self._started
 
 
 class TimestampCursor(Cursor):

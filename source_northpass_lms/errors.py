@@ -1,18 +1,21 @@
-"""Error handling as data: what each answer of the API means, and how long to wait before retrying."""
+"""Error handling as data: what each answer of the API means, and how long to wait before retrying.
+
+One table (`ERROR_MAPPING`) says what every status and transport error means; `NorthpassErrorHandler` adds the
+two rules a status cannot say (a 200 whose body does not parse is retried; a redirect is refused, never followed),
+and `NorthpassBackoff` how long to wait. A 403 or 404 is handed to the stream, which knows what it means for its
+list (base_stream.py). The errors a user reads are built here too: `failure` for any, `Refused` for a 403.
+"""
 
 from __future__ import annotations
 
 import logging
 import math
 import random
-import threading
 from datetime import datetime, timedelta, timezone
 from email.utils import parsedate_to_datetime
-from typing import Any, List, Mapping, Optional, Union
+from typing import Mapping, Optional, Union
 from urllib.parse import urlsplit
-from weakref import WeakKeyDictionary
 
-import orjson
 import requests
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.sources.streams.http.error_handlers import BackoffStrategy, HttpStatusErrorHandler
@@ -21,6 +24,7 @@ from airbyte_cdk.sources.streams.http.error_handlers.response_models import Erro
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .config import DEFAULT_BASE_URL
+from .jsonapi import json_body
 
 MAX_BACKOFF_SECONDS = 60.0  # cap of one exponential step; the retry budget bounds the total
 MAX_ATTEMPTS = 10_000  # attempts are bounded by the retry budget in seconds, not by a count
@@ -62,7 +66,7 @@ def _retry(message: str) -> ErrorResolution:
 
 
 # 403 and 404 reach the stream, which knows what they mean for a list (a refusal that fails the stream, or an empty
-# collection counted into one summary line) (streams.py). They resolve as SUCCESS, not IGNORE: the CDK's HttpClient
+# collection counted into one summary line) (base_stream.py). They resolve as SUCCESS, not IGNORE: the CDK's HttpClient
 # logs every IGNORE at INFO, as its error_message or, without one, as "Ignoring response for 'GET' request to
 # '<url>' ..." (`_handle_error_resolution`), one line per empty collection: 26,000 at 30,000 mostly empty
 # transcripts. A SUCCESS is handed on unlogged, the response unchanged. The CDK then calls raise_for_status only
@@ -84,43 +88,6 @@ ERROR_MAPPING: Mapping[Union[int, str, type[Exception]], ErrorResolution] = {
 }
 
 UNREADABLE_BODY = _retry("The Northpass API answered 200 with a body that is not complete JSON.")
-
-
-# Parsed bodies, by response: held only as long as the response itself is.
-_parsed_bodies: WeakKeyDictionary[requests.Response, Any] = WeakKeyDictionary()
-_parsed_bodies_lock = threading.Lock()
-
-
-def json_body(response: requests.Response) -> Any:
-    """The parsed body, parsed once: the error handler and the stream both need it."""
-    with _parsed_bodies_lock:
-        cached = _parsed_bodies.get(response)
-    if cached is None:
-        cached = orjson.loads(response.content)
-        with _parsed_bodies_lock:
-            _parsed_bodies[response] = cached
-    return cached
-
-
-def jsonapi_list(response: requests.Response) -> Optional[List[Mapping[str, Any]]]:
-    """The resources of a JSON:API list answer, or None when the body is not one."""
-    try:
-        body = json_body(response)
-    except ValueError:
-        return None
-    data = body.get("data") if isinstance(body, Mapping) else None
-    if not isinstance(data, list) or not all(isinstance(resource, Mapping) for resource in data):
-        return None
-    return data
-
-
-def is_jsonapi_error(response: requests.Response) -> bool:
-    """Whether the body is a JSON:API error document: the API's 401/403/404, not a proxy's or another server's page."""
-    try:
-        body = json_body(response)
-    except ValueError:
-        return False
-    return isinstance(body, Mapping) and "errors" in body
 
 
 class NorthpassErrorHandler(HttpStatusErrorHandler):

@@ -1,14 +1,17 @@
-"""A parent list shared by its stream and its child streams, and the rules for which parents a child reads."""
+"""A parent list shared by its stream and its child streams: read once per sync, whole or not at all.
+
+What is kept of it is each parent's id and cursor value (`ListedId`), for the children to choose from
+(parents.py, transcripts.py); the parent stream's records pass through, never held. A read that fails fails every
+reader of the list, in whatever order their threads come (`ParentListing`).
+"""
 
 from __future__ import annotations
 
 import threading
 from collections import deque
 from datetime import datetime
-from types import MappingProxyType
 from typing import (
     Any,
-    Callable,
     Deque,
     Generic,
     Iterable,
@@ -25,12 +28,10 @@ from typing import (
 from airbyte_cdk.models import FailureType
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
-from .cursor import parse_timestamp
 from .errors import failure
 from .sync import ListingPlan
 
 ListedId = Tuple[Any, Any]  # (parent id, the parent's cursor value or None)
-ChosenParent = Tuple[Any, Mapping[str, Any]]  # (parent id, what its slice carries beside the id)
 # Records a child's read of the list keeps for the parent stream while it has not come for them: ten pages of 100.
 # A list this short (courses, groups, learning paths) is listed once for all however the threads come; a longer one
 # (people) waits only for a parent stream that is taking it, or is read again by the parent stream.
@@ -244,61 +245,3 @@ class ParentListFailed(AirbyteTracedException):
 
 def _failure_type(exc: AirbyteTracedException) -> FailureType:
     return exc.failure_type or FailureType.system_error
-
-
-class ParentChoice(Protocol):
-    """Which parents of the listing a child stream reads in this sync, and what each slice carries.
-
-    A choice that is `Sized` (a list, `ChosenParents`) is iterated twice, to count and then to slice; any other
-    iterable is held as a list to be counted."""
-
-    def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]: ...
-
-
-class ChosenParents:
-    """The parents a choice takes from the listing, worked out again on each pass instead of held: the slices of
-    a child are made one at a time, however many parents it reads. `carries` gives what a parent's slice carries
-    beside its id, or None for a parent not read."""
-
-    def __init__(self, listing: List[ListedId], carries: Callable[[ListedId], Optional[Mapping[str, Any]]]) -> None:
-        self._listing = listing
-        self._carries = carries
-
-    def __iter__(self) -> Iterator[ChosenParent]:
-        for listed in self._listing:
-            carried = self._carries(listed)
-            if carried is not None:
-                yield listed[0], carried
-
-    def __len__(self) -> int:
-        return sum(1 for _ in self)
-
-
-NOTHING_CARRIED: Mapping[str, Any] = MappingProxyType({})
-
-
-class EveryParent:
-    """Full refresh: every listed parent."""
-
-    def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]:
-        return ChosenParents(listing, lambda listed: NOTHING_CARRIED)
-
-
-class ParentsSince:
-    """An incremental child whose records carry their parent's cursor: the parents at or after the child's
-    cursor (every parent on a first sync; a parent without a readable cursor value is kept), each slice
-    carrying that value, which becomes the child's cursor once the parent is read to its end."""
-
-    def __init__(self, cursor_field: str, lower_bound: Optional[datetime]) -> None:
-        self.cursor_field = cursor_field
-        self.lower_bound = lower_bound
-
-    def choose(self, listing: List[ListedId]) -> Iterable[ChosenParent]:
-        return ChosenParents(listing, self._carries)
-
-    def _carries(self, listed: ListedId) -> Optional[Mapping[str, Any]]:
-        cursor_value = listed[1]
-        value = parse_timestamp(cursor_value)
-        if self.lower_bound and value is not None and value < self.lower_bound:
-            return None
-        return {self.cursor_field: cursor_value}

@@ -25,12 +25,12 @@ from collections import OrderedDict
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Callable, Iterator, Mapping, Optional, Set, Tuple
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import requests
 from airbyte_cdk.models import FailureType
 
 from .errors import failure
+from .jsonapi import PageIdentity, endpoint, page_identity, with_page
 from .rate_limit import ahead_in_line, unless_abandoned
 
 # Pages of one list in flight at once: bounds memory (100 records a page) and threads. At 10 requests/s it
@@ -109,7 +109,7 @@ class PageChain:
             self._close()
 
     def _pages(self) -> Iterator[Page]:
-        seen: Set[Tuple[str, Tuple[Tuple[str, str], ...]]] = set()
+        seen: Set[PageIdentity] = set()
         token: Optional[Token] = None
         request, response = self._fetch_here(token)
         number: Optional[int] = 1  # the page number of the current page, None once the links stop matching numbers
@@ -197,33 +197,3 @@ class PageChain:
         if self._executor is not None:
             # Not waiting: a page already on the wire ends on its own thread, its answer unread.
             self._executor.shutdown(wait=False, cancel_futures=True)
-
-
-def endpoint(url: Optional[str]) -> str:
-    """A URL without its query, for messages."""
-    parts = urlsplit(url or "")
-    return urlunsplit(parts._replace(query="", fragment=""))
-
-
-def page_identity(url: str) -> Tuple[str, Tuple[Tuple[str, str], ...]]:
-    """Which page of which list a URL asks for: its path and parameters, in any order, page 1 when unnumbered."""
-    parts = urlsplit(url)
-    query = dict(parse_qsl(parts.query, keep_blank_values=True))
-    query.setdefault("page", "1")
-    return parts.path.rstrip("/"), tuple(sorted(query.items()))
-
-
-def page_number(url: str) -> int:
-    """The page a URL asks for (1 when it has no `page`)."""
-    value = dict(parse_qsl(urlsplit(url).query)).get("page", "1")
-    return int(value) if value.isdigit() else 1
-
-
-def with_page(url: str, number: int) -> str:
-    """The URL of another page of the same list: `page` replaced in place (or added), every other parameter kept."""
-    parts = urlsplit(url)
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    if not any(key == "page" for key, _ in query):
-        query.append(("page", ""))
-    query = [(key, str(number) if key == "page" else value) for key, value in query]
-    return urlunsplit(parts._replace(query=urlencode(query)))

@@ -34,17 +34,18 @@ from airbyte_cdk.sources.utils import casing
 from airbyte_cdk.sources.utils.slice_logger import DebugSliceLogger
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
+from . import jsonapi
 from .auth import ApiKeyAuthenticator
-from .checkpoint import OrderedMessageRepository, ParentCheckpoint, StreamCheckpoint, checkpoint_for
+from .base_stream import ACCEPT_JSON, CONNECT_TIMEOUT_SECONDS, NorthpassStream, NorthpassSubStream
+from .checkpoint import ParentCheckpoint, StreamCheckpoint, checkpoint_for
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
-from .cursor import SyncClock, TimestampCursor
-from .errors import KEY_REJECTED, is_jsonapi_error, jsonapi_list
-from .listing import ParentsSince
+from .cursor import TimestampCursor
+from .errors import KEY_REJECTED
+from .messages import OrderedMessageRepository
+from .parents import ParentsSince
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 from .streams import (
-    ACCEPT_JSON,
-    CONNECT_TIMEOUT_SECONDS,
     Categories,
     CourseActivities,
     CourseEnrollments,
@@ -55,16 +56,14 @@ from .streams import (
     Groups,
     LearningPathEnrollments,
     LearningPaths,
-    NorthpassStream,
-    NorthpassSubStream,
     People,
     QuizAttemptAnswers,
     QuizAttempts,
     Quizzes,
     Transcripts,
 )
-from .sync import ListingPlan, ReadPlan, SlicesAhead, StreamRun, SyncContext
-from .transcripts import Evidence, PeopleWithEvidence, TranscriptCursor, people_named_since
+from .sync import ListingPlan, ReadPlan, SlicesAhead, StreamRun, SyncClock, SyncContext
+from .transcripts import Evidence, TranscriptCursor, people_named_since, transcripts_plan
 
 logger = logging.getLogger("airbyte")
 RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
@@ -91,7 +90,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         # while they page; at least one worker is always left for reading child collections.
         generators = max(1, workers // 2) if workers > 1 else 1
         queue: Queue[QueueItem] = Queue(maxsize=RECORD_QUEUE_SIZE)
-        # States go through the record queue, behind the records they account for (see checkpoint.py).
+        # States go through the record queue, behind the records they account for (messages.py).
         self._ordered_repository = OrderedMessageRepository(queue, self._message_repository)
         # With one worker the CDK makes every partition before reading any (the generator holds the worker), so no
         # bound may make generation wait for partitions to be read: it would wait forever. The CDK's own 10,000 did
@@ -172,8 +171,8 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             )
         # The same rule as a read: a 200 must be a JSON:API list, a 404 (an account with no people yet) a JSON:API
         # error. Anything else comes from another server, and a check that passes would only defer the failure.
-        if (response.status_code == 200 and jsonapi_list(response) is not None) or (
-            response.status_code == 404 and is_jsonapi_error(response)
+        if (response.status_code == 200 and jsonapi.resources(response) is not None) or (
+            response.status_code == 404 and jsonapi.is_error(response)
         ):
             return True, None
         if response.status_code in (200, 404):
@@ -263,23 +262,19 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         incremental = configured_stream is not None and configured_stream.sync_mode == SyncMode.incremental
         sync_id = configured_stream.sync_id if configured_stream else None
         child = issubclass(leaf, NorthpassSubStream)
-        run = StreamRun()
         if leaf is Transcripts and incremental:
-            transcripts = TranscriptCursor(
+            return transcripts_plan(
                 name,
-                None,
+                Transcripts.parent_key,
                 sync_id,
                 state,
-                context.config.transcripts_reread_within_syncs,
-                context.clock,
-                lambda: run.refused,
+                context,
+                evidence,
                 self._ordered_repository,
                 state_manager,
                 logger,
-                parent_key=Transcripts.parent_key,
             )
-            people = PeopleWithEvidence(transcripts.since, transcripts.sweep, evidence, logger, name)
-            return ReadPlan(cursor=transcripts, checkpoint=transcripts, parents=people, run=run)
+        run = StreamRun()
         cursor_field = _cursor_field(leaf)
         if cursor_field and incremental:
             cursor = TimestampCursor(

@@ -1,7 +1,8 @@
 """One sync's wiring: what every stream shares, and how each stream reads, decided before any stream is built.
 
 `SyncContext` is what a sync shares (the config, the API key, the request budget, the sync's clock, the progress
-log). `ReadPlan` is one stream's part of the sync: its cursor, its lower bound, its resume checkpoint, which
+log). `SyncClock` is when the sync started, by the API's clock as much as ours: the value every transcript of the
+sync carries, and where the next incremental sync looks for evidence from. `ReadPlan` is one stream's part of the sync: its cursor, its lower bound, its resume checkpoint, which
 parents it reads, and (for a parent list) how its shared listing is read. Both are frozen and handed to the
 stream's constructor; the source builds them in one place (`source.py`, `SourceNorthpassLms.streams`), the same way
 for `check`, `discover` and `read`: a stream's mode depends only on the catalog and the state it was given.
@@ -15,20 +16,57 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field
-from datetime import datetime
-from typing import TYPE_CHECKING, Optional
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Callable, Optional
 
+import requests
 from airbyte_cdk.sources.streams.concurrent.cursor import Cursor
 
 from .auth import ApiKeyAuthenticator
 from .config import NorthpassConfig
-from .cursor import SyncClock
 from .progress import SyncProgress
 from .rate_limit import SlidingWindowBudget
 
 if TYPE_CHECKING:
     from .checkpoint import StreamCheckpoint
-    from .listing import ParentChoice
+    from .parents import ParentChoice
+
+
+class SyncClock:
+    """When this sync started: the earlier of our clock at the start and the API's own (the `Date` header of the
+    first answer), so that a clock of ours running ahead never puts a cutoff after a change the API dated.
+
+    Fixed by its first reading, so every record of a sync carries the same value; a retried attempt of a sync
+    takes the first attempt's start (`resume`).
+    """
+
+    def __init__(self, now: Callable[[], datetime] = lambda: datetime.now(timezone.utc)) -> None:
+        self._ours = now()
+        self._api: Optional[datetime] = None
+        self._started: Optional[datetime] = None
+        self._lock = threading.Lock()
+
+    def saw(self, response: requests.Response) -> None:
+        if self._api is not None:
+            return
+        try:
+            stamp = parsedate_to_datetime(response.headers.get("Date", ""))
+        except (TypeError, ValueError, IndexError):
+            return  # no Date header, or not a date: our own clock stands
+        with self._lock:
+            if self._api is None and stamp.tzinfo is not None:
+                self._api = stamp.astimezone(timezone.utc)
+
+    def resume(self, started: datetime) -> None:
+        with self._lock:
+            self._started = started
+
+    def started(self) -> datetime:
+        with self._lock:
+            if self._started is None:
+                self._started = min(self._ours, self._api) if self._api else self._ours
+            return self._started
 
 
 class SlicesAhead:

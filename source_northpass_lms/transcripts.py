@@ -29,13 +29,15 @@ from airbyte_cdk.sources.message import MessageRepository
 from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 
 from .checkpoint import CHECKPOINT_INTERVAL_SECONDS, ParentCheckpoint, checkpoint_for
-from .cursor import SyncClock, format_timestamp, parse_timestamp
+from .cursor import format_timestamp, parse_timestamp
 from .errors import Refused, failure
-from .listing import ChosenParent, ListedId
+from .listing import ListedId
 from .paging import PageBudget
+from .parents import ChosenParent
+from .sync import ReadPlan, StreamRun, SyncClock, SyncContext
 
 if TYPE_CHECKING:
-    from .streams import NorthpassStream
+    from .base_stream import NorthpassStream
 
 EVIDENCE_SINCE = "evidence_since"
 SWEEP_START = "sweep_start"
@@ -275,3 +277,34 @@ def people_named_since(stream_name: str, *logs: NorthpassStream) -> Callable[[da
         return evidence
 
     return named
+
+
+def transcripts_plan(
+    stream_name: str,
+    parent_key: str,
+    sync_id: Optional[int],
+    stream_state: Mapping[str, Any],
+    context: SyncContext,
+    evidence: Callable[[datetime, int], Evidence],
+    message_repository: MessageRepository,
+    state_manager: ConnectorStateManager,
+    logger: logging.Logger,
+) -> ReadPlan:
+    """How incremental transcripts read in this sync: the people this module's rule chooses, under the state that
+    remembers the rule's place (`TranscriptCursor`, also the resume checkpoint of a retried attempt)."""
+    run = StreamRun()
+    cursor = TranscriptCursor(
+        stream_name,
+        None,
+        sync_id,
+        stream_state,
+        context.config.transcripts_reread_within_syncs,
+        context.clock,
+        lambda: run.refused,
+        message_repository,
+        state_manager,
+        logger,
+        parent_key=parent_key,
+    )
+    people = PeopleWithEvidence(cursor.since, cursor.sweep, evidence, logger, stream_name)
+    return ReadPlan(cursor=cursor, checkpoint=cursor, parents=people, run=run)

@@ -19,11 +19,10 @@ from airbyte_cdk.models import SyncMode
 import source_northpass_lms.source as source_module
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
-from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.listing import HANDOFF_RECORDS, ParentListing
 from source_northpass_lms.rate_limit import SlidingWindowBudget
 from source_northpass_lms.streams import CourseEnrollments, Courses
-from source_northpass_lms.sync import ListingPlan, SlicesAhead, SyncContext
+from source_northpass_lms.sync import ListingPlan, SlicesAhead, SyncClock, SyncContext
 
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 

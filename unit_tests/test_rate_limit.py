@@ -14,10 +14,9 @@ import requests
 from sandbox import SandboxOptions, SandboxServer
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
-from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.rate_limit import PacedAdapter, SlidingWindowBudget, ahead_in_line
 from source_northpass_lms.streams import People
-from source_northpass_lms.sync import SyncContext
+from source_northpass_lms.sync import SyncClock, SyncContext
 
 OVERSHOOT = 1e-6
 

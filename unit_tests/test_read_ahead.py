@@ -17,7 +17,8 @@ from airbyte_cdk.models import AirbyteStreamStatus, Level, SyncMode
 from requests.adapters import HTTPAdapter
 
 from source_northpass_lms import SourceNorthpassLms
-from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT, PageChain, page_number
+from source_northpass_lms.jsonapi import page_number
+from source_northpass_lms.paging import MAX_PAGES_IN_FLIGHT, PageChain
 from source_northpass_lms.rate_limit import SlidingWindowBudget
 
 from .conftest import (

@@ -9,10 +9,9 @@ from airbyte_cdk.models import SyncMode
 
 from source_northpass_lms.auth import ApiKeyAuthenticator
 from source_northpass_lms.config import NorthpassConfig
-from source_northpass_lms.cursor import SyncClock
 from source_northpass_lms.rate_limit import SlidingWindowBudget
 from source_northpass_lms.streams import CourseEnrollments, Courses
-from source_northpass_lms.sync import ListingPlan, ReadPlan, SyncContext
+from source_northpass_lms.sync import ListingPlan, ReadPlan, SyncClock, SyncContext
 
 from .conftest import API, course, enrollment, jsonapi_page, make_config, records_of, run_read
 

@@ -10,9 +10,9 @@ import pytest
 from airbyte_cdk.models import ConfiguredAirbyteCatalog, SyncMode
 
 from source_northpass_lms import SourceNorthpassLms
-from source_northpass_lms.listing import EveryParent, ParentsSince
+from source_northpass_lms.base_stream import NorthpassStream, NorthpassSubStream
+from source_northpass_lms.parents import EveryParent, ParentsSince
 from source_northpass_lms.source import CATALOG
-from source_northpass_lms.streams import NorthpassStream, NorthpassSubStream
 from source_northpass_lms.transcripts import PeopleWithEvidence
 
 from .conftest import catalog, make_config

@@ -16,7 +16,7 @@ from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.test.entrypoint_wrapper import EntrypointOutput, read
 
 from source_northpass_lms import SourceNorthpassLms
-from source_northpass_lms.cursor import SyncClock
+from source_northpass_lms.sync import SyncClock
 from source_northpass_lms.transcripts import SWEEP_CIRCLE, Sweep, TranscriptCursor, sweep_point
 
 from .conftest import API, NOT_FOUND, catalog, jsonapi_page, make_config, records_of, run_read, stream_error
