@@ -18,6 +18,7 @@ from typing import (
     Iterator,
     List,
     Mapping,
+    NoReturn,
     Optional,
     Protocol,
     Set,
@@ -138,7 +139,7 @@ class ParentListing(Generic[Listed]):
                 self._changed.notify_all()
             raise
         except Exception as exc:
-            raise self._failed(exc) from exc
+            self._raise_failed(exc)
         self._publish(ids.listed)
 
     def _take_handed_on(self) -> Iterator[Mapping[str, Any]]:
@@ -170,7 +171,7 @@ class ParentListing(Generic[Listed]):
                 if self._handoff is not None:
                     self._hand_on(record)
         except Exception as exc:  # anything stops the read as surely: never hand on what was read so far
-            raise self._failed(exc) from exc
+            self._raise_failed(exc)
         except BaseException as exc:
             self._failed(exc)
             raise
@@ -210,6 +211,14 @@ class ParentListing(Generic[Listed]):
             self._handoff = None
             self._changed.notify_all()
         return kept
+
+    def _raise_failed(self, exc: Exception) -> NoReturn:
+        """Keeps the read's failure and raises it: the API's own error as it came (not chained to itself, which
+        would loop its traceback), anything else as a failure naming the list, caused by it."""
+        kept = self._failed(exc)
+        if kept is exc:
+            raise kept
+        raise kept from exc
 
     def _raise_if_failed(self) -> None:
         """Under the lock: a kept failure, raised again as the same message and failure type."""

@@ -128,6 +128,43 @@ def test_given_list_failing_after_a_page_when_read_by_parent_and_two_children_in
     assert {e.failure_type for e in raised.values()} == {FailureType.transient_error}
 
 
+class BrokenList(FailingList):
+    """A parent stream whose read fails with an error that is not the API's (a bug, a lost connection mid-body)."""
+
+    def read_list(self, since: Any) -> Iterator[Mapping[str, Any]]:
+        yield {"id": "course-1", "updated_at": None}
+        raise KeyError("links")
+
+
+@pytest.mark.parametrize("first", ["parent stream", "child stream"])
+def test_given_list_failing_when_read_then_the_error_raised_is_the_apis_own_not_chained_to_itself(first: str) -> None:
+    listing: ParentListing[Any] = ParentListing(FailingList(), ListingPlan(emits_records=True))
+
+    with pytest.raises(AirbyteTracedException) as caught:
+        list(listing.take()) if first == "parent stream" else listing.ids("course_enrollments")
+
+    error = caught.value.__cause__ if first == "child stream" else caught.value
+    assert isinstance(error, AirbyteTracedException)
+    assert error.message == "Stream courses: gave up on GET /v2/courses?page=2"
+    assert error.__cause__ is None  # raised as it came: a cause of itself would loop its traceback
+
+
+def test_given_list_failing_with_a_plain_exception_when_read_then_failure_names_the_list_caused_by_it() -> None:
+    listing: ParentListing[Any] = ParentListing(BrokenList(), ListingPlan(emits_records=True))
+
+    with pytest.raises(AirbyteTracedException) as caught:
+        list(listing.take())
+    with pytest.raises(ParentListFailed) as child:
+        listing.ids("course_enrollments")
+
+    assert caught.value.message == "Stream courses: reading its list failed: KeyError: 'links'"
+    assert isinstance(caught.value.__cause__, KeyError)
+    assert child.value.message == (
+        "Stream course_enrollments: not read, because the list of its parents (courses) could not be read whole: "
+        "Stream courses: reading its list failed: KeyError: 'links'"
+    )
+
+
 def courses_with_page_2(http: rm.Mocker, page_2: Optional[Dict[str, Any]]) -> None:
     http.get(
         f"{API}/courses?limit=100", complete_qs=True, json=jsonapi_page([course(1), course(2)], f"{API}/courses?page=2")
