@@ -1,4 +1,9 @@
-"""One client-side rate limiter shared by every stream and thread of a sync."""
+"""One client-side rate limiter shared by every stream and thread of a sync, and the session that obeys it.
+
+`SlidingWindowBudget` is the limit (the API's 10 requests/s by default); `PacedSession`, one per stream, sends every
+request through an adapter whose connections take the limiter's call once open, just before the request is written
+(`PacedAdapter`); pages on a sync's critical path go first (`ahead_in_line`).
+"""
 
 from __future__ import annotations
 

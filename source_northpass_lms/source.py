@@ -1,4 +1,11 @@
-"""The Northpass LMS source: spec (spec.yaml), check, and the streams, read concurrently."""
+"""The Northpass LMS source: spec (spec.yaml), check, and the streams of a sync, read concurrently.
+
+Which stream reads what is `CATALOG`, at the end of this module: every leaf (streams.py) and the parent list a
+child reads. In which mode is `_plan`: from the configured catalog and the state, an incremental cursor (cursor.py,
+transcripts.py), a resume checkpoint (checkpoint.py) or neither, and for a child which of its parents it reads
+(parents.py). `streams()` builds what the sync shares and every plan first (sync.py), then the streams from them,
+the same way for `check`, `discover` and `read`.
+"""
 
 from __future__ import annotations
 
