@@ -127,11 +127,6 @@ class StreamCheckpoint(Cursor):
     def should_be_synced(self, record: Record) -> bool:
         return True
 
-    def start_over_message(self) -> AirbyteMessage:
-        """The state that ends a read in which no stream failed: the next sync reads everything."""
-        self._state_manager.update_state_for_stream(self._stream_name, self._stream_namespace, dict(START_OVER))
-        return self._state_manager.create_state_message(self._stream_name, self._stream_namespace)
-
     def _emit(self, state: Mapping[str, Any]) -> None:
         self._state_manager.update_state_for_stream(self._stream_name, self._stream_namespace, state)
         self._message_repository.emit_message(
@@ -361,3 +356,11 @@ def _id_bytes(parent_id: Any) -> bytes:
 def _short(value: Any) -> str:
     text = json.dumps(value, default=str)
     return text if len(text) <= 200 else text[:200] + "..."
+
+
+def start_over_message(stream_name: str, stream_namespace: Optional[str] = None) -> AirbyteMessage:
+    """The state that ends a whole read of a checkpointed stream, in which no stream failed: the next sync reads
+    everything, in a client that passes the same sync_id again too."""
+    state_manager = ConnectorStateManager()
+    state_manager.update_state_for_stream(stream_name, stream_namespace, dict(START_OVER))
+    return state_manager.create_state_message(stream_name, stream_namespace)

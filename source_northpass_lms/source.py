@@ -44,7 +44,7 @@ from airbyte_cdk.utils.traced_exception import AirbyteTracedException
 from . import jsonapi
 from .auth import ApiKeyAuthenticator
 from .base_stream import ACCEPT_JSON, CONNECT_TIMEOUT_SECONDS, NorthpassStream, NorthpassSubStream
-from .checkpoint import ParentCheckpoint, StreamCheckpoint, checkpoint_for
+from .checkpoint import ParentCheckpoint, StreamCheckpoint, checkpoint_for, start_over_message
 from .config import DEFAULT_BASE_URL, DEFAULT_NUM_WORKERS, MAX_NUM_WORKERS, NorthpassConfig
 from .cursor import TimestampCursor
 from .errors import KEY_REJECTED
@@ -120,7 +120,6 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         self._slices_ahead = SlicesAhead(None if single else workers * SLICES_AHEAD_PER_WORKER)
         self.catalog = catalog
         self._state = state
-        self._checkpoints: List[StreamCheckpoint] = []
 
     @property
     def raise_exception_on_missing_stream(self) -> bool:
@@ -146,8 +145,10 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             self._slices_ahead.stop()  # a generator still waiting to make slices would keep the process alive
         # Reached only when no stream failed (the CDK raises after a failed stream): the sync is whole, so
         # its checkpoints must not make the next sync skip anything, in a client that reuses the sync_id too.
-        for checkpoint in self._checkpoints:
-            yield checkpoint.start_over_message()
+        configured = _configured(self.catalog)
+        for leaf, name, _ in CATALOG:
+            if _resumable(leaf, configured.get(name)):
+                yield start_over_message(name)
 
     def check(self, logger: logging.Logger, config: Mapping[str, Any]) -> AirbyteConnectionStatus:
         # The CDK's check() reports repr(message), quotes included; ours are sentences meant to be read.
@@ -213,7 +214,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
         context = SyncContext(
             cfg, ApiKeyAuthenticator(cfg.api_key, cfg.base_url), budget, SyncClock(), progress, self._slices_ahead
         )
-        configured = {s.stream.name: s for s in self.catalog.streams} if self.catalog else {}
+        configured = _configured(self.catalog)
         state_manager = ConnectorStateManager(state=self._state)
         # Evidence for incremental transcripts, read by streams of its own: the selected events and quiz_attempts
         # streams have their own cursors (transcripts.py).
@@ -234,11 +235,6 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 since=min(b for b in bounds if b is not None) if readers and None not in bounds else None,
             )
             plans[parent] = replace(plans[parent], listing=listing)
-        self._checkpoints = [
-            plan.checkpoint
-            for plan in plans.values()
-            if plan.checkpoint is not None and not isinstance(plan.checkpoint, TranscriptCursor)
-        ]
         built: Dict[str, NorthpassStream] = {}
         for leaf, name, list_read in CATALOG:
             if list_read is None:
@@ -266,10 +262,11 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
     ) -> ReadPlan:
         """How the stream reads in this sync: its cursor, and what the cursor decides for the stream."""
         state = state_manager.get_stream_state(name, None)
-        incremental = configured_stream is not None and configured_stream.sync_mode == SyncMode.incremental
         sync_id = configured_stream.sync_id if configured_stream else None
         child = issubclass(leaf, NorthpassSubStream)
-        if leaf is Transcripts and incremental:
+        cursor_field = _cursor_field(leaf)
+        incremental = _incremental(leaf, configured_stream)
+        if incremental and leaf is Transcripts:
             return transcripts_plan(
                 name,
                 Transcripts.parent_key,
@@ -282,8 +279,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 logger,
             )
         run = StreamRun()
-        cursor_field = _cursor_field(leaf)
-        if cursor_field and incremental:
+        if incremental and cursor_field:
             cursor = TimestampCursor(
                 cursor_field,
                 name,
@@ -299,7 +295,7 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             return ReadPlan(cursor=cursor, lower_bound=cursor.lower_bound, parents=parents, run=run)
         # Said when a checkpoint cannot be honoured (no sync_id, another one): this read reads the whole stream.
         incoming = checkpoint_for(name, sync_id, state, logger) if configured_stream else None
-        if sync_id is None:
+        if sync_id is None or not _resumable(leaf, configured_stream):
             return ReadPlan(cursor=FinalStateCursor(name, None, self.message_repository), run=run)
         args = (name, None, sync_id, incoming, self._ordered_repository, state_manager, logger)
         checkpoint = (
@@ -316,6 +312,23 @@ def _incremental_state(
     """The state the stream's reads are given: an incremental stream's own; nothing for full refresh."""
     incremental = isinstance(cursor, (TimestampCursor, TranscriptCursor))
     return state_manager.get_stream_state(stream.name, stream.namespace) if incremental else {}
+
+
+def _configured(catalog: Optional[ConfiguredAirbyteCatalog]) -> Dict[str, ConfiguredAirbyteStream]:
+    return {s.stream.name: s for s in catalog.streams} if catalog else {}
+
+
+def _incremental(leaf: Type[NorthpassStream], configured_stream: Optional[ConfiguredAirbyteStream]) -> bool:
+    """Read incrementally: selected so, and the stream has a cursor (one that has none is read whole)."""
+    selected = configured_stream is not None and configured_stream.sync_mode == SyncMode.incremental
+    return selected and _cursor_field(leaf) is not None
+
+
+def _resumable(leaf: Type[NorthpassStream], configured_stream: Optional[ConfiguredAirbyteStream]) -> bool:
+    """Read whole under a resume checkpoint: a stream read without a cursor in a sync that has a sync_id. A whole
+    read of the sync ends each such stream's state with "start over" (`checkpoint.start_over_message`)."""
+    has_sync_id = configured_stream is not None and configured_stream.sync_id is not None
+    return has_sync_id and not _incremental(leaf, configured_stream)
 
 
 def _num_workers(config: Optional[Mapping[str, Any]]) -> int:

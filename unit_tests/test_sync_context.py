@@ -115,3 +115,19 @@ def test_given_an_incremental_read_resuming_a_sync_then_its_modes_are_in_the_con
     assert streams["quiz_attempts"].listing is not None
     assert streams["quiz_attempts"].listing.emits_records is True
     assert streams["quiz_attempts"].listing.since == answers.parents.lower_bound
+
+
+def test_given_a_read_resuming_a_sync_when_streams_are_built_then_nothing_is_set_on_the_source_either() -> None:
+    configured = catalog(*ALL, sync_mode=SyncMode.incremental)
+    for stream in configured.streams:
+        stream.sync_id = 7
+    config = make_config()
+    source = SourceNorthpassLms(configured, config, [state_message("quizzes", {"sync_id": 7, "complete": True})])
+    before = dict(vars(source))
+
+    source.streams(config)
+    source.streams(config)  # discover, check and read each build them: the second build finds what the first did
+
+    after = vars(source)
+    assert after.keys() == before.keys()
+    assert [name for name, value in after.items() if value is not before[name]] == []
