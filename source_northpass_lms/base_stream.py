@@ -34,7 +34,6 @@ from .cdk_internals import wrapped_exception
 from .checkpoint import ParentCheckpoint, StreamCheckpoint
 from .cursor import format_timestamp, records_since
 from .errors import NorthpassBackoff, NorthpassErrorHandler, Refused, describe_last_answer, failure
-from .jsonapi import endpoint as _endpoint
 from .listing import ParentListing
 from .paging import MAX_PAGES_IN_FLIGHT, PageBudget, PageChain
 from .parents import ChosenParent, EveryParent, ParentChoice, ParentsSince
@@ -226,7 +225,7 @@ class NorthpassStream(HttpStream, ABC):
         data = jsonapi.resources(response)
         if data is None:
             raise failure(
-                f"Stream {self.name}: {_endpoint(response.url)} answered 200 without a JSON:API list of resources.",
+                f"Stream {self.name}: {jsonapi.endpoint(response.url)} answered 200 without a JSON:API list of resources.",
                 FailureType.system_error,
             )
         for resource in data:
@@ -353,7 +352,7 @@ class NorthpassStream(HttpStream, ABC):
             attempts = self.session.attempts(cause.request) or "several"
             last = describe_last_answer(cause)
             message = (
-                f"Stream {self.name}: gave up on GET {_endpoint(cause.request.url)} after {attempts} attempts "
+                f"Stream {self.name}: gave up on GET {jsonapi.endpoint(cause.request.url)} after {attempts} attempts "
                 f"in {time.monotonic() - started:.0f} s (retry budget {self._config.retry_budget_seconds:.0f} s); "
                 f"last answer: {last}. The Northpass API is unavailable or overloaded: try the sync again later."
             )
@@ -377,7 +376,7 @@ class NorthpassStream(HttpStream, ABC):
         if not jsonapi.is_error(response):
             raise failure(
                 (
-                    f"Stream {self.name}: {_endpoint(response.url)} answered HTTP {response.status_code} without a "
+                    f"Stream {self.name}: {jsonapi.endpoint(response.url)} answered HTTP {response.status_code} without a "
                     "JSON:API error body, so it is not the Northpass API. Check the connector's base_url."
                 ),
                 FailureType.config_error,
@@ -385,7 +384,7 @@ class NorthpassStream(HttpStream, ABC):
         if response.status_code == 403:
             first = self._run.refuse()
             if first or not isinstance(self, NorthpassSubStream):
-                raise self._refusal(_endpoint(response.url), stream_slice)
+                raise self._refusal(jsonapi.endpoint(response.url), stream_slice)
             # Another parent's 403 answered while the first was failing the stream: the stream has failed once.
 
     def _refusal(self, endpoint: str, stream_slice: Optional[Mapping[str, Any]]) -> Refused:
@@ -561,7 +560,7 @@ class NorthpassSubStream(HttpSubStream, NorthpassStream, ABC):
         elif response.status_code == 404:
             # Not a warning: an API that links an exactly full last page to the next one would answer so too.
             self.logger.info(
-                f"Stream {self.name}: {_endpoint(response.url)} answered 404 on page {page}, so no records after "
+                f"Stream {self.name}: {jsonapi.endpoint(response.url)} answered 404 on page {page}, so no records after "
                 f"page {page - 1} for {self.parent_key}={(stream_slice or {}).get(self.parent_key)}: its parent was "
                 "deleted, or the collection shrank, while it was read."
             )

@@ -63,10 +63,10 @@ def is_error(response: requests.Response) -> bool:
 
 def next_link(response: requests.Response) -> Optional[str]:
     """The list's `links.next`, or None at its end: no link, or a page without resources (an API that links an
-    empty page to another would otherwise be followed forever)."""
+    empty page to another would otherwise be followed forever). For an answer already read as a list."""
     body = json_body(response)
-    link = (body.get("links") or {}).get("next") if isinstance(body, Mapping) else None
-    if not isinstance(body, Mapping) or not body.get("data") or not link:
+    link = (body.get("links") or {}).get("next")
+    if not body.get("data") or not link:
         return None
     return str(link)
 

@@ -16,7 +16,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
 from datetime import datetime
 from queue import Queue
-from typing import Any, Callable, Dict, Iterator, List, Mapping, MutableMapping, Optional, Tuple, Type
+from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple, Type
 
 import requests
 from airbyte_cdk.models import (
@@ -35,7 +35,7 @@ from airbyte_cdk.sources.connector_state_manager import ConnectorStateManager
 from airbyte_cdk.sources.message.repository import InMemoryMessageRepository
 from airbyte_cdk.sources.streams import Stream
 from airbyte_cdk.sources.streams.concurrent.adapters import StreamFacade
-from airbyte_cdk.sources.streams.concurrent.cursor import Cursor, FinalStateCursor
+from airbyte_cdk.sources.streams.concurrent.cursor import FinalStateCursor
 from airbyte_cdk.sources.streams.concurrent.partitions.types import QueueItem
 from airbyte_cdk.sources.utils import casing
 from airbyte_cdk.sources.utils.slice_logger import DebugSliceLogger
@@ -70,7 +70,7 @@ from .streams import (
     Transcripts,
 )
 from .sync import ListingPlan, ReadPlan, SlicesAhead, StreamRun, SyncClock, SyncContext
-from .transcripts import Evidence, TranscriptCursor, people_named_since, transcripts_plan
+from .transcripts import Evidence, people_named_since, transcripts_plan
 
 logger = logging.getLogger("airbyte")
 RECORD_QUEUE_SIZE = 10_000  # the CDK's own bound on records waiting for the main thread
@@ -244,10 +244,12 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
                 assert shared is not None and issubclass(leaf, NorthpassSubStream)
                 built[name] = leaf(shared, context, plans[name])
         facades: List[Stream] = []
-        for name, stream in built.items():
-            cursor = plans[name].cursor
+        for leaf, name, _ in CATALOG:
+            stream, cursor = built[name], plans[name].cursor
             assert cursor is not None  # every plan made here has one
-            state = _incremental_state(cursor, state_manager, stream)
+            # An incremental stream's reads are given its state; a full-refresh read starts from nothing.
+            incremental = _incremental(leaf, configured.get(name))
+            state = state_manager.get_stream_state(name, stream.namespace) if incremental else {}
             facades.append(StreamFacade.create_from_stream(stream, self, logger, state, cursor))
         return facades
 
@@ -304,14 +306,6 @@ class SourceNorthpassLms(ConcurrentSourceAdapter):
             else StreamCheckpoint(*args)
         )
         return ReadPlan(cursor=checkpoint, checkpoint=checkpoint, run=run)
-
-
-def _incremental_state(
-    cursor: Cursor, state_manager: ConnectorStateManager, stream: NorthpassStream
-) -> MutableMapping[str, Any]:
-    """The state the stream's reads are given: an incremental stream's own; nothing for full refresh."""
-    incremental = isinstance(cursor, (TimestampCursor, TranscriptCursor))
-    return state_manager.get_stream_state(stream.name, stream.namespace) if incremental else {}
 
 
 def _configured(catalog: Optional[ConfiguredAirbyteCatalog]) -> Dict[str, ConfiguredAirbyteStream]:
